@@ -1,0 +1,3 @@
+"""Root conftest: paymon's options and fixtures come from fixtures/plugin.py."""
+
+pytest_plugins = ["fixtures.plugin"]

@@ -1,0 +1,124 @@
+"""The `paymon` command: the sandbox, and checking monitoring.yaml.
+
+Exit codes: 0 fine, 1 a criterion failed, 2 bad input (monitoring.yaml, world file, settings),
+3 could not check (an API or credential problem). Errors are one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from paymon.errors import ConfigError, PaymonError, SettingsError, TargetUnavailable
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_COULD_NOT_CHECK = 0, 1, 2, 3
+
+
+def _cmd_spec_check(args: argparse.Namespace) -> int:
+    from paymon.spec import load_spec
+
+    spec = load_spec(args.spec)
+    print(
+        f"{args.spec}: OK ({len(spec.alerts)} alerts, {len(spec.performance.budgets)} performance budgets, "
+        f"{len(spec.dashboard.widgets)} dashboard widgets, cron {spec.cron.slug!r})"
+    )
+    return EXIT_OK
+
+
+def _world_from_args(args: argparse.Namespace) -> dict:
+    from paymon.sandbox.faults import apply_fault
+    from paymon.sandbox.world import golden_world, load_world
+
+    world = load_world(args.world) if getattr(args, "world", None) else golden_world(args.generation)
+    for fault in getattr(args, "fault", None) or []:
+        world = apply_fault(world, fault)
+    return world
+
+
+def _cmd_sandbox_dump_world(args: argparse.Namespace) -> int:
+    from paymon.sandbox.world import dump_world
+
+    sys.stdout.write(dump_world(_world_from_args(args)))
+    sys.stdout.write("\n")
+    return EXIT_OK
+
+
+def _cmd_sandbox_faults(args: argparse.Namespace) -> int:
+    from paymon.sandbox.faults import FAULTS
+
+    width = max(map(len, FAULTS))
+    for name, description in FAULTS.items():
+        print(f"{name:<{width}}  {description}")
+    return EXIT_OK
+
+
+def _cmd_sandbox_serve(args: argparse.Namespace) -> int:
+    import threading
+
+    from paymon.sandbox.server import SandboxServer
+
+    with SandboxServer(_world_from_args(args), port=args.port) as server:
+        print(json.dumps(server.describe()), flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="paymon", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    spec = sub.add_parser("spec", help="monitoring.yaml")
+    spec_sub = spec.add_subparsers(dest="spec_command", required=True)
+    check = spec_sub.add_parser("check", help="validate monitoring.yaml")
+    check.add_argument("spec", nargs="?", default="monitoring.yaml")
+    check.set_defaults(func=_cmd_spec_check)
+
+    sandbox = sub.add_parser("sandbox", help="the built-in stand-ins for Sentry, Slack and PagerDuty")
+    sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)
+
+    def world_options(p: argparse.ArgumentParser) -> None:
+        source = p.add_mutually_exclusive_group()
+        source.add_argument("--world", metavar="FILE", help="a world JSON file")
+        source.add_argument("--generation", choices=("legacy", "workflow", "both"), default="workflow",
+                            help="the golden world in this alerting API generation (default: workflow)")
+        p.add_argument("--fault", action="append", metavar="NAME",
+                       help="apply a named fault (see `paymon sandbox faults`); repeatable")
+
+    serve = sandbox_sub.add_parser("serve", help="run the sandbox and print one JSON line to point tools at")
+    world_options(serve)
+    serve.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    serve.set_defaults(func=_cmd_sandbox_serve)
+
+    dump = sandbox_sub.add_parser("dump-world", help="print a world as JSON")
+    world_options(dump)
+    dump.set_defaults(func=_cmd_sandbox_dump_world)
+
+    faults = sandbox_sub.add_parser("faults", help="list the named faults")
+    faults.set_defaults(func=_cmd_sandbox_faults)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, SettingsError) as exc:
+        print(f"paymon: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except TargetUnavailable as exc:
+        print(f"paymon: could not check: {exc}", file=sys.stderr)
+        return EXIT_COULD_NOT_CHECK
+    except PaymonError as exc:
+        print(f"paymon: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyError as exc:
+        print(f"paymon: unknown name {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

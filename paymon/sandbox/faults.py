@@ -1,0 +1,366 @@
+"""Named one-fault worlds: each breaks exactly one thing the guide asks for.
+
+`apply_fault(world, name)` returns a deep copy with the fault applied to every alerting generation
+present in the world (legacy rules and/or detectors + workflows, as a dual-written org would show
+the change in both), so the same fault works on the legacy, workflow and both golden worlds. A
+fault that finds nothing to break raises, rather than silently returning an unchanged world.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Callable
+
+from paymon.errors import ConfigError
+
+SLACK_SECURITY = {"channel": "#security-alerts", "id": "C07S3CUR1TY"}
+PAGERDUTY_INTEGRATION_ID = "187264"
+
+
+class _Changes:
+    """Counts what a fault touched, so a fault that matched nothing is an error."""
+
+    def __init__(self, fault: str):
+        self.fault, self.count = fault, 0
+
+    def __call__(self, n: int = 1) -> None:
+        self.count += n
+
+    def require(self) -> None:
+        if not self.count:
+            raise ConfigError(f"fault {self.fault!r} found nothing to change in this world")
+
+
+# --- lookups -------------------------------------------------------------------------------------
+
+def _metric_rules(sentry: dict, name: str) -> list[dict]:
+    return [r for r in sentry.get("metric_alert_rules", []) if r["name"] == name]
+
+
+def _issue_rules(sentry: dict, name: str) -> list[dict]:
+    return [r for rules in sentry.get("issue_rules", {}).values() for r in rules if r["name"] == name]
+
+
+def _detectors(sentry: dict, name: str, type_: str = "metric_issue") -> list[dict]:
+    return [d for d in sentry.get("detectors", []) if d["name"] == name and d["type"] == type_]
+
+
+def _workflows(sentry: dict, name: str) -> list[dict]:
+    return [w for w in sentry.get("workflows", []) if w["name"] == name]
+
+
+def _snuba_queries(detector: dict) -> list[dict]:
+    return [s["queryObj"]["snubaQuery"] for s in detector.get("dataSources") or []
+            if s.get("type") == "snuba_query_subscription"]
+
+
+def _workflow_actions(workflow: dict) -> list[dict]:
+    return [a for group in workflow.get("actionFilters", []) for a in group.get("actions", [])]
+
+
+def _critical_trigger(rule: dict) -> dict:
+    return next(t for t in rule["triggers"] if t["label"] == "critical")
+
+
+def _detector_condition(detector: dict, priority: int) -> dict:
+    return next(c for c in detector["conditionGroup"]["conditions"]
+                if c["type"] == "gt" and c["conditionResult"] == priority)
+
+
+# --- the faults ----------------------------------------------------------------------------------
+
+def _threshold(sentry: dict, changed: _Changes) -> None:
+    """Alert 1's critical threshold 10 -> 20 (the resolve condition follows, as the UI keeps it)."""
+    for rule in _metric_rules(sentry, "Payment Failure Rate Spike"):
+        _critical_trigger(rule)["alertThreshold"] = 20.0
+        changed()
+    for detector in _detectors(sentry, "Payment Failure Rate Spike"):
+        for condition in detector["conditionGroup"]["conditions"]:
+            if condition["comparison"] == 10:
+                condition["comparison"] = 20
+                changed()
+
+
+def _window(sentry: dict, changed: _Changes) -> None:
+    """Alert 2's window 10 -> 15 minutes (AlertRule.timeWindow minutes, snubaQuery seconds)."""
+    for rule in _metric_rules(sentry, "Webhook Processing Failure"):
+        rule["timeWindow"] = 15.0
+        changed()
+    for detector in _detectors(sentry, "Webhook Processing Failure"):
+        for query in _snuba_queries(detector):
+            query["timeWindow"] = 900
+            changed()
+
+
+def _environment_missing(sentry: dict, changed: _Changes) -> None:
+    """Alert 4 watches every environment instead of production."""
+    name = "Usage Reporting Failure Rate"
+    for rule in _metric_rules(sentry, name):
+        rule["environment"] = None
+        changed()
+    for detector in _detectors(sentry, name):
+        for query in _snuba_queries(detector):
+            query["environment"] = None
+            changed()
+    for workflow in _workflows(sentry, name):
+        workflow["environment"] = None
+        changed()
+
+
+def _slack_wrong_channel(sentry: dict, changed: _Changes) -> None:
+    """Alert 1 posts to #security-alerts instead of #payments-alerts."""
+    name = "Payment Failure Rate Spike"
+    for rule in _metric_rules(sentry, name):
+        for trigger in rule["triggers"]:
+            for action in trigger["actions"]:
+                if action["type"] == "slack":
+                    action["targetIdentifier"] = SLACK_SECURITY["channel"]
+                    action["inputChannelId"] = SLACK_SECURITY["id"]
+                    action["desc"] = f"Send a Slack notification to {SLACK_SECURITY['channel']}"
+                    changed()
+    for rule in _issue_rules(sentry, name):  # the per-issue variant, if both faults are stacked
+        for action in rule["actions"]:
+            if action["id"].endswith("SlackNotifyServiceAction"):
+                action.update(channel=SLACK_SECURITY["channel"], channel_id=SLACK_SECURITY["id"])
+                changed()
+    for workflow in _workflows(sentry, name):
+        for action in _workflow_actions(workflow):
+            if action["type"] == "slack":
+                action["config"]["targetIdentifier"] = SLACK_SECURITY["id"]
+                action["config"]["targetDisplay"] = SLACK_SECURITY["channel"]
+                changed()
+
+
+def _pagerduty_missing(sentry: dict, changed: _Changes) -> None:
+    """Alert 6 no longer pages: its PagerDuty action is removed."""
+    name = "Test Mode Detected in Production"
+    for rule in _issue_rules(sentry, name):
+        before = len(rule["actions"])
+        rule["actions"] = [a for a in rule["actions"] if not a["id"].endswith("PagerDutyNotifyServiceAction")]
+        changed(before - len(rule["actions"]))
+    for rule in _metric_rules(sentry, name):
+        for trigger in rule["triggers"]:
+            before = len(trigger["actions"])
+            trigger["actions"] = [a for a in trigger["actions"] if a["type"] != "pagerduty"]
+            changed(before - len(trigger["actions"]))
+    for workflow in _workflows(sentry, name):
+        for group in workflow["actionFilters"]:
+            before = len(group["actions"])
+            group["actions"] = [a for a in group["actions"] if a["type"] != "pagerduty"]
+            changed(before - len(group["actions"]))
+
+
+def _rule_disabled(sentry: dict, changed: _Changes) -> None:
+    """Alert 3 is switched off.
+
+    A disabled metric alert keeps being listed with `status: 5` (AlertRuleStatus.DISABLED; the
+    manager only hides snapshots, status 4) — `snooze` is a per-user mute, not "disabled". In the
+    workflow engine both the detector and its workflow carry `enabled: false`."""
+    name = "Webhook Signature Verification Failure Spike"
+    for rule in _metric_rules(sentry, name):
+        rule["status"] = 5
+        changed()
+    for obj in _detectors(sentry, name) + _workflows(sentry, name):
+        obj["enabled"] = False
+        changed()
+
+
+def _per_issue(sentry: dict, changed: _Changes) -> None:
+    """Alert 1 counts one issue's events (> 10 in 5m) instead of all matching events: the metric
+    alert / metric detector is replaced by an issue rule / a workflow on the project's error
+    detector with the same filters and actions."""
+    name = "Payment Failure Rate Spike"
+    for rule in _metric_rules(sentry, name):
+        sentry["metric_alert_rules"].remove(rule)
+        for slug in rule["projects"]:
+            sentry.setdefault("issue_rules", {}).setdefault(slug, []).append(_per_issue_rule(rule))
+        changed()
+    for detector in _detectors(sentry, name):
+        sentry["detectors"].remove(detector)
+        error_detector = next(d for d in sentry["detectors"]
+                              if d["type"] == "error" and d["projectId"] == detector["projectId"])
+        for workflow in sentry.get("workflows", []):
+            if detector["id"] in workflow["detectorIds"]:
+                workflow["detectorIds"] = [error_detector["id"]]
+                error_detector["workflowIds"].append(workflow["id"])
+                _make_per_issue_workflow(workflow, sentry["organization"]["id"])
+        changed()
+
+
+_FILTER_CLASS = "sentry.rules.filters"
+
+
+def _per_issue_rule(metric_rule: dict) -> dict:
+    """The issue rule a user builds for alert 1 in the legacy UI (ids as the server renders them)."""
+    slack, *emails = _critical_trigger(metric_rule)["actions"]
+    return {
+        "id": "611201",
+        "conditions": [{"id": "sentry.rules.conditions.event_frequency.EventFrequencyCondition",
+                        "comparisonType": "count", "interval": "5m", "value": 10,
+                        "name": "The issue is seen more than 10 times in 5m"}],
+        "filters": [
+            {"id": f"{_FILTER_CLASS}.tagged_event.TaggedEventFilter", "key": "payment_flow", "match": "eq",
+             "value": "checkout", "name": "The event's tags match payment_flow equals checkout"},
+            {"id": f"{_FILTER_CLASS}.event_attribute.EventAttributeFilter", "attribute": "message", "match": "co",
+             "value": "checkout", "name": "The event's message value contains checkout"},
+            {"id": f"{_FILTER_CLASS}.event_attribute.EventAttributeFilter", "attribute": "message", "match": "co",
+             "value": "payment", "name": "The event's message value contains payment"},
+        ],
+        "actions": [
+            {"id": "sentry.integrations.slack.notify_action.SlackNotifyServiceAction",
+             "workspace": str(slack["integrationId"]), "channel": slack["targetIdentifier"],
+             "channel_id": slack["inputChannelId"], "tags": "environment,level", "notes": "",
+             "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, "paymon/611201/slack")),
+             "name": f"Send a notification to the TowerOfBabel Slack workspace to {slack['targetIdentifier']} "
+                     f"(optionally, an ID: {slack['inputChannelId']}) and show tags [environment,level] "
+                     "and notes  in notification"},
+            *[_email_action(a) for a in emails],
+        ],
+        "actionMatch": "all",
+        "filterMatch": "any",
+        "frequency": 5,
+        "name": metric_rule["name"],
+        "dateCreated": metric_rule["dateCreated"],
+        "owner": metric_rule["owner"],
+        "createdBy": metric_rule["createdBy"],
+        "environment": metric_rule["environment"],
+        "projects": list(metric_rule["projects"]),
+        "status": "active",
+        "snooze": False,
+    }
+
+
+def _email_action(trigger_action: dict) -> dict:
+    target_type = {"team": "Team", "user": "Member"}[trigger_action["targetType"]]
+    fallthrough = "ActiveMembers" if target_type == "Team" else "NoOne"
+    return {"id": "sentry.mail.actions.NotifyEmailAction", "targetType": target_type,
+            "targetIdentifier": int(trigger_action["targetIdentifier"]), "fallthroughType": fallthrough,
+            "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"paymon/611201/{trigger_action['id']}")),
+            "name": f"Send a notification to {target_type} and if none can be found then send a "
+                    f"notification to {fallthrough}"}
+
+
+def _make_per_issue_workflow(workflow: dict, organization_id: str) -> None:
+    """Rewrite alert 1's workflow as a per-issue one on the error detector.
+
+    The frequency condition goes into `triggers` (logicType "all"), the three ORed filters into one
+    "any-short" action-filter group: a workflow runs a group's actions only when triggers *and* the
+    group pass, which is "> 10 events of this issue in 5m AND (tag OR message OR message)". Putting
+    the frequency into the ORed group would change the meaning (that is how the early legacy
+    migration stored rule conditions, so verifiers read both places)."""
+    workflow["triggers"] = {
+        "id": workflow["triggers"]["id"] if workflow.get("triggers") else "8801900",
+        "organizationId": organization_id, "logicType": "all",
+        "conditions": [{"id": "8801901", "type": "event_frequency_count",
+                        "comparison": {"value": 10, "interval": "5m"}, "conditionResult": True}],
+        "actions": [],
+    }
+    group = workflow["actionFilters"][0]
+    group["logicType"] = "any-short"
+    group["conditions"] = [
+        {"id": "8801902", "type": "tagged_event",
+         "comparison": {"key": "payment_flow", "match": "eq", "value": "checkout"}, "conditionResult": True},
+        {"id": "8801903", "type": "event_attribute",
+         "comparison": {"attribute": "message", "match": "co", "value": "checkout"}, "conditionResult": True},
+        {"id": "8801904", "type": "event_attribute",
+         "comparison": {"attribute": "message", "match": "co", "value": "payment"}, "conditionResult": True},
+    ]
+    workflow["actionFilters"] = [group]
+
+
+def _widget_missing(sentry: dict, changed: _Changes) -> None:
+    """The "Webhook Processing Time" widget is gone from the Payment Monitoring dashboard."""
+    for dashboard in sentry.get("dashboards", []):
+        before = len(dashboard["widgets"])
+        dashboard["widgets"] = [w for w in dashboard["widgets"] if w["title"] != "Webhook Processing Time"]
+        changed(before - len(dashboard["widgets"]))
+
+
+def _integration_disabled(sentry: dict, changed: _Changes) -> None:
+    """The PagerDuty integration is disabled (alerts keep their action but nothing is sent)."""
+    for integration in sentry.get("integrations", []):
+        if integration["provider"]["key"] == "pagerduty":
+            integration["status"] = "disabled"
+            changed()
+
+
+def _cron_wrong_hour(sentry: dict, changed: _Changes) -> None:
+    """The reconciliation monitor expects 03:00 UTC instead of 02:00 (past check-ins keep the
+    config snapshot they were taken with)."""
+    monitors = [m for m in sentry.get("monitors", []) if m["slug"] == "reconciliation-daily"]
+    monitors += [s["queryObj"] for d in sentry.get("detectors", []) if d["type"] == "monitor_check_in_failure"
+                 for s in d.get("dataSources") or [] if s["queryObj"].get("slug") == "reconciliation-daily"]
+    for monitor in monitors:
+        monitor["config"]["schedule"] = "0 3 * * *"
+        for environment in monitor.get("environments", []):
+            for key in ("nextCheckIn", "nextCheckInLatest"):
+                if environment.get(key):
+                    environment[key] = environment[key].replace("T02:", "T03:")
+        changed()
+
+
+def _perf_threshold(sentry: dict, changed: _Changes) -> None:
+    """The p95 budget of /api/subscription/payg/create: critical 500 -> 800 ms."""
+    name = "PAYG Subscription Creation p95 Latency"
+    for rule in _metric_rules(sentry, name):
+        _critical_trigger(rule)["alertThreshold"] = 800.0
+        changed()
+    for detector in _detectors(sentry, name):
+        _detector_condition(detector, 75)["comparison"] = 800
+        changed()
+
+
+def _event_types_error_only(sentry: dict, changed: _Changes) -> None:
+    """Alert 4 counts error events only, so captureMessage ("default") events never trip it."""
+    name = "Usage Reporting Failure Rate"
+    for rule in _metric_rules(sentry, name):
+        rule["eventTypes"] = ["error"]
+        changed()
+    for detector in _detectors(sentry, name):
+        for query in _snuba_queries(detector):
+            query["eventTypes"] = ["error"]
+            changed()
+
+
+_FAULTS: dict[str, Callable[[dict, _Changes], None]] = {
+    "threshold": _threshold,
+    "window": _window,
+    "environment-missing": _environment_missing,
+    "slack-wrong-channel": _slack_wrong_channel,
+    "pagerduty-missing": _pagerduty_missing,
+    "rule-disabled": _rule_disabled,
+    "per-issue": _per_issue,
+    "widget-missing": _widget_missing,
+    "integration-disabled": _integration_disabled,
+    "cron-wrong-hour": _cron_wrong_hour,
+    "perf-threshold": _perf_threshold,
+    "event-types-error-only": _event_types_error_only,
+}
+
+FAULTS: dict[str, str] = {
+    "threshold": 'alert "Payment Failure Rate Spike": critical threshold 10 -> 20',
+    "window": 'alert "Webhook Processing Failure": window 10 -> 15 minutes',
+    "environment-missing": 'alert "Usage Reporting Failure Rate": environment production -> all (null)',
+    "slack-wrong-channel": 'alert "Payment Failure Rate Spike": Slack to #security-alerts, not #payments-alerts',
+    "pagerduty-missing": 'alert "Test Mode Detected in Production": PagerDuty action removed',
+    "rule-disabled": 'alert "Webhook Signature Verification Failure Spike": disabled',
+    "per-issue": 'alert "Payment Failure Rate Spike": per-issue frequency rule (> 10 of one issue in 5m), '
+                 "not an aggregate metric alert",
+    "widget-missing": 'dashboard "Payment Monitoring": widget "Webhook Processing Time" removed',
+    "integration-disabled": "PagerDuty integration: status disabled",
+    "cron-wrong-hour": 'cron monitor "reconciliation-daily": schedule 0 3 * * * instead of 0 2 * * *',
+    "perf-threshold": "p95 alert for /api/subscription/payg/create: critical 500 -> 800 ms",
+    "event-types-error-only": 'alert "Usage Reporting Failure Rate": event types error only (messages ignored)',
+}
+
+
+def apply_fault(world: dict, name: str) -> dict:
+    """A deep copy of `world` with the named fault applied."""
+    if name not in _FAULTS:
+        raise ConfigError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
+    broken = copy.deepcopy(world)
+    changed = _Changes(name)
+    _FAULTS[name](broken["sentry"], changed)
+    changed.require()
+    return broken

@@ -1,0 +1,149 @@
+"""Serve a world over real HTTP: one ASGI app with every emulated service, run by uvicorn.
+
+    with SandboxServer(golden_world("workflow")) as sandbox:
+        httpx.get(f"{sandbox.base_url}/api/0/organizations/{sandbox.org}/detectors/",
+                  headers={"Authorization": f"Bearer {sandbox.sentry_token}"})
+        sandbox.sentry.inject_failure(503, path="/workflows/")
+
+Services are mounted by path prefix. Sentry owns the root (its API lives under `/api/0/` and the
+SDK posts to `/api/<project id>/envelope/`), so later services get their own prefix (`/slack`,
+`/pagerduty`) and are matched first; add them to `SERVICES`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from paymon.sandbox.sentry import SentryBackend, build_sentry_app
+
+
+@dataclass(frozen=True)
+class Service:
+    prefix: str  # "" = the root
+    backend_factory: Callable[[dict], object]
+    app_factory: Callable[[object], object]
+
+
+SERVICES: dict[str, Service] = {
+    "sentry": Service("", SentryBackend, build_sentry_app),
+}
+
+
+def build_app(world: dict) -> Starlette:
+    """An ASGI app serving every service present in `world`; backends in `app.state.backends`."""
+    backends, mounts = {}, []
+    # Prefixed services first: the root mount matches every path.
+    for name, service in sorted(SERVICES.items(), key=lambda item: item[1].prefix == ""):
+        if name not in world:
+            continue
+        backend = service.backend_factory(world[name])
+        backends[name] = backend
+        mounts.append(Mount(service.prefix, app=service.app_factory(backend)))
+    app = Starlette(routes=mounts)
+    app.state.backends = backends
+    return app
+
+
+class _ThreadedServer(uvicorn.Server):
+    TICK = 0.01
+
+    def install_signal_handlers(self) -> None:
+        # Signals belong to the main thread (the test runner); older uvicorn would try anyway.
+        pass
+
+    async def main_loop(self) -> None:
+        # uvicorn polls `should_exit` every 0.1 s; tests start and stop many servers, so poll
+        # faster. on_tick refreshes the Date header every 10th tick, which is fine at any rate.
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864000
+            await asyncio.sleep(self.TICK)
+
+
+class SandboxServer:
+    """uvicorn on 127.0.0.1 in a background thread (httpx's test-server pattern)."""
+
+    START_TIMEOUT = 10.0
+
+    def __init__(self, world: dict, host: str = "127.0.0.1", port: int = 0):
+        self.world = world
+        self.host = host
+        self.app = build_app(world)
+        # proto must say TCP: asyncio only sets TCP_NODELAY on accepted sockets whose proto is
+        # IPPROTO_TCP, and without it every response waits ~40 ms for a delayed ACK.
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))  # bind now, so the port is known before the thread runs
+        self.port = self._socket.getsockname()[1]
+        config = uvicorn.Config(self.app, lifespan="off", log_level="warning", access_log=False)
+        self._server = _ThreadedServer(config)
+        self._thread: threading.Thread | None = None
+
+    # --- what tests point clients at -------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def backends(self) -> dict:
+        return self.app.state.backends
+
+    def backend(self, service: str = "sentry"):
+        return self.backends[service]
+
+    @property
+    def sentry(self) -> SentryBackend:
+        return self.backends["sentry"]
+
+    @property
+    def sentry_token(self) -> str:
+        return self.sentry.default_token
+
+    @property
+    def org(self) -> str:
+        return self.sentry.organization["slug"]
+
+    @property
+    def project(self) -> str:
+        return self.sentry.projects[0]["slug"]
+
+    def describe(self) -> dict:
+        """What `paymon sandbox serve` prints: enough to point `--target live` at the sandbox."""
+        return {"base_url": self.base_url, "token": self.sentry_token, "org": self.org, "project": self.project}
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> SandboxServer:
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
+                                        name=f"paymon-sandbox-{self.port}", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + self.START_TIMEOUT
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"sandbox server on {self.base_url} did not start")
+            time.sleep(0.002)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=self.START_TIMEOUT)
+            self._thread = None
+        self._socket.close()
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()

@@ -1,0 +1,140 @@
+"""What paymon reads from one Sentry organisation, read once and judged against monitoring.yaml.
+
+Each area (alerts, dashboard, cron monitor, integrations) is fetched on first use and cached, so
+a session makes each API call once. A failure to read an area raises `TargetUnavailable` in the
+checks that need it ("could not check") and leaves the other areas' checks alone.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from paymon.errors import TargetUnavailable
+
+from paymon import crons, dashboards, integrations
+from paymon.rules import compare
+from paymon.rules.compare import Finding
+from paymon.rules.model import Alert
+from paymon.rules.normalise import AlertSet, Directory, read_alerts
+from paymon.sentry import api
+from paymon.spec import AlertSpec, PerformanceBudget, Spec, WidgetSpec
+
+
+def _read_once(method):
+    """Cache an area's result, or the reason it could not be read, so a dead API costs one
+    deadline per session rather than one per check."""
+    name = "_" + method.__name__
+
+    @functools.wraps(method)
+    def wrapper(self):
+        if name not in self.__dict__:
+            try:
+                self.__dict__[name] = (method(self), None)
+            except TargetUnavailable as exc:
+                self.__dict__[name] = (None, exc)
+        value, error = self.__dict__[name]
+        if error is not None:
+            raise error
+        return value
+
+    return property(wrapper)
+
+
+class SentrySnapshot:
+    def __init__(self, client, spec: Spec):
+        self.client = client
+        self.spec = spec
+
+    # --- raw reads -------------------------------------------------------------------------------
+
+    @_read_once
+    def project(self) -> dict:
+        return api.get_project(self.client, self.client.settings.project)
+
+    @_read_once
+    def integrations(self) -> list[dict]:
+        return api.list_integrations(self.client)
+
+    @_read_once
+    def directory(self) -> Directory:
+        return Directory(
+            members=api.list_members(self.client),
+            teams=api.list_teams(self.client),
+            integrations=self.integrations,
+        )
+
+    @_read_once
+    def alerts(self) -> AlertSet:
+        project = self.project
+        return read_alerts(
+            issue_rules=api.list_issue_rules(self.client, project["slug"]),
+            metric_rules=api.list_metric_alert_rules(self.client),
+            detectors=api.list_detectors(self.client, project["id"]),
+            workflows=api.list_workflows(self.client),
+            directory=self.directory,
+        )
+
+    @_read_once
+    def dashboard(self) -> dict | None:
+        return api.find_dashboard(self.client, self.spec.dashboard.title)
+
+    @_read_once
+    def monitor(self) -> dict | None:
+        return api.get_monitor(self.client, self.spec.cron.slug)
+
+    # --- judgements ------------------------------------------------------------------------------
+
+    def alert(self, name: str) -> Alert | None:
+        return self.alerts.by_name(name)
+
+    def _missing(self, name: str) -> list[Finding]:
+        known = ", ".join(sorted({a.name for a in self.alerts.all})) or "none"
+        return [Finding(name, "alert", "present", f"missing (alerts in Sentry: {known})", "field",
+                        "alerts", "create it as described in the guide (see the runbook link)")]
+
+    def alert_findings(self, alert_spec: AlertSpec) -> list[Finding]:
+        actual = self.alert(alert_spec.name)
+        if actual is None:
+            return self._missing(alert_spec.name)
+        findings = compare.compare_alert(alert_spec, actual, self.spec)
+        findings += [d for d in self.alerts.disagreements() if d.alert == alert_spec.name]
+        return findings
+
+    def semantic_findings(self, alert_spec: AlertSpec) -> list[Finding]:
+        actual = self.alert(alert_spec.name)
+        if actual is None:
+            return self._missing(alert_spec.name)
+        return compare.semantic_findings(alert_spec, actual, self.spec)
+
+    def routing_findings(self, alert_spec: AlertSpec) -> list[Finding]:
+        actual = self.alert(alert_spec.name)
+        if actual is None:
+            return self._missing(alert_spec.name)
+        route = self.spec.severity_routing[alert_spec.severity]
+        return compare.routing_findings(alert_spec, route, actual, self.spec)
+
+    def performance_findings(self, budget: PerformanceBudget) -> list[Finding]:
+        actual = self.alert(budget.name)
+        if actual is None:
+            return self._missing(budget.name)
+        return compare.compare_performance(budget, self.spec.performance, actual, self.spec)
+
+    def dashboard_findings(self) -> list[Finding]:
+        return dashboards.compare_dashboard(self.spec.dashboard, self.dashboard)
+
+    def widget_findings(self, widget_spec: WidgetSpec) -> list[Finding]:
+        if self.dashboard is None:
+            return dashboards.compare_dashboard(self.spec.dashboard, None)
+        widget = dashboards.find_widget(self.dashboard, widget_spec.title)
+        return dashboards.compare_widget(widget_spec, self.spec.dashboard.title, widget)
+
+    def slack_integration_findings(self) -> list[Finding]:
+        return integrations.compare_slack(self.spec.integrations.slack, self.integrations)
+
+    def pagerduty_integration_findings(self) -> list[Finding]:
+        if self.spec.integrations.pagerduty is None:
+            return []
+        return integrations.compare_pagerduty(self.spec.integrations.pagerduty, self.integrations)
+
+    def cron_findings(self) -> list[Finding]:
+        return crons.compare_monitor(self.spec.cron, self.monitor)

@@ -1,0 +1,335 @@
+"""monitoring.yaml: the expected setup as data, loaded and validated with pydantic.
+
+`load_spec(path)` returns a `Spec` or raises `ConfigError` whose message is one line naming the key
+path and what is wrong, e.g. ``monitoring.yaml: alerts[2].threshold: Input should be a valid number``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from paymon.errors import ConfigError
+
+DEFAULT_SPEC_PATH = Path("monitoring.yaml")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")
+_UNIT_SECONDS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: object) -> int:
+    """'5m' -> 300, '60s' -> 60, 90 -> 90 (plain numbers are seconds)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like 5m or 60s")
+    if isinstance(value, (int, float)):
+        return int(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"expected a duration like 5m or 60s, got {value!r}")
+    return int(float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+Seconds = Annotated[int, BeforeValidator(parse_duration)]
+Severity = Literal["fatal", "critical", "high", "error", "warning", "medium", "low"]
+Level = Literal["fatal", "error", "warning", "info", "debug"]
+EventType = Literal["error", "default", "transaction"]
+Comparator = Literal[">", ">=", "<", "<="]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Recipient(_Model):
+    """A Sentry e-mail target: a team (by slug) or a member (by e-mail)."""
+
+    team: str | None = None
+    member: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "Recipient":
+        if (self.team is None) == (self.member is None):
+            raise ValueError("give exactly one of team or member")
+        return self
+
+    @property
+    def key(self) -> str:
+        return f"team:{self.team}" if self.team else f"member:{self.member}"
+
+
+class PagerDutyTarget(_Model):
+    service: str
+    severity: Literal["critical", "error", "warning", "info", "default"] = "critical"
+
+
+class ActionSpec(_Model):
+    """One of: ``slack: "#channel"``, ``pagerduty: {service, severity}``, ``email: <recipient name>``."""
+
+    slack: str | None = None
+    pagerduty: PagerDutyTarget | None = None
+    email: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "ActionSpec":
+        given = [k for k in ("slack", "pagerduty", "email") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("an action is exactly one of slack, pagerduty or email")
+        if self.slack is not None and not self.slack.startswith("#"):
+            raise ValueError(f"slack channel must start with '#', got {self.slack!r}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "slack" if self.slack else "pagerduty" if self.pagerduty else "email"
+
+
+class EventSelection(_Model):
+    levels: list[Level] = Field(default_factory=list)
+    types: list[EventType] = Field(default_factory=lambda: ["error", "default"])
+
+
+class AlertSpec(_Model):
+    name: str
+    guide: str = ""
+    severity: Severity
+    environment: str | None = None
+    events: EventSelection = Field(default_factory=EventSelection)
+    filter: str = ""
+    aggregate: str = "count()"
+    comparator: Comparator = ">"
+    threshold: float
+    window: Seconds | None = None
+    count: Literal["across_events", "per_issue"] = "across_events"
+    actions: list[ActionSpec]
+    runbook: str = ""
+
+    @property
+    def any_occurrence(self) -> bool:
+        """'Any occurrence': the count is > 0, so window and per-issue counting do not matter."""
+        return self.comparator == ">" and self.threshold == 0
+
+    @model_validator(mode="after")
+    def _window_unless_any_occurrence(self) -> "AlertSpec":
+        if self.window is None and not self.any_occurrence:
+            raise ValueError("window is required unless the alert fires on any occurrence (> 0)")
+        return self
+
+
+class PerformanceBudget(_Model):
+    name: str
+    transaction: str
+    warning: float
+    critical: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "PerformanceBudget":
+        if self.warning >= self.critical:
+            raise ValueError("warning must be below critical")
+        return self
+
+
+class PerformanceActions(_Model):
+    critical: list[ActionSpec]
+    warning: list[ActionSpec] = Field(default_factory=list)
+
+
+class PerformanceSpec(_Model):
+    aggregate: str = "p95(transaction.duration)"
+    window: Seconds
+    environment: str | None = None
+    actions: PerformanceActions
+    budgets: list[PerformanceBudget]
+
+
+class WidgetSpec(_Model):
+    title: str
+    display: list[str]
+    query: str = ""
+    aggregates: list[str]
+    group_by: list[str] = Field(default_factory=list)
+
+    @field_validator("display")
+    @classmethod
+    def _not_empty(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("list at least one accepted display type")
+        return v
+
+
+class DashboardSpec(_Model):
+    title: str
+    environment: str | None = None
+    widgets: list[WidgetSpec]
+
+
+class CronSpec(_Model):
+    name: str
+    slug: str
+    schedule: str
+    timezone: str = "UTC"
+    environment: str | None = None
+
+    @field_validator("schedule")
+    @classmethod
+    def _five_fields(cls, v: str) -> str:
+        if len(v.split()) != 5:
+            raise ValueError(f"expected a 5-field crontab schedule, got {v!r}")
+        return v
+
+
+class SlackIntegrationSpec(_Model):
+    workspace: str
+
+
+class PagerDutyIntegrationSpec(_Model):
+    service: str
+    urgency: dict[Literal["fatal", "critical", "error", "warning", "info", "debug"], Literal["high", "low"]] = Field(
+        default_factory=dict
+    )
+
+
+class IntegrationsSpec(_Model):
+    slack: SlackIntegrationSpec
+    pagerduty: PagerDutyIntegrationSpec | None = None
+
+
+class ChannelSpec(_Model):
+    name: str
+    purpose: str = ""
+
+
+class RouteSpec(_Model):
+    slack: list[str] = Field(default_factory=list)
+    on_call: bool = False
+    pagerduty: bool = False
+
+
+class SlackDelivery(_Model):
+    channel: str
+    deadline: Seconds
+
+
+class PagerDutyDelivery(_Model):
+    service: str
+    urgency: Literal["high", "low"] = "high"
+    deadline: Seconds
+
+
+class DeliverySpec(_Model):
+    slack: SlackDelivery
+    pagerduty: PagerDutyDelivery | None = None
+
+
+class RunbookSpec(_Model):
+    url: str
+
+
+class Spec(_Model):
+    version: Literal[1]
+    organization: str
+    project: str
+    environment: str = "production"
+    runbook: RunbookSpec
+    integrations: IntegrationsSpec
+    channels: list[ChannelSpec]
+    recipients: dict[str, Recipient]
+    severity_routing: dict[Severity, RouteSpec]
+    alerts: list[AlertSpec]
+    performance: PerformanceSpec
+    dashboard: DashboardSpec
+    cron: CronSpec
+    delivery: DeliverySpec
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> "Spec":
+        names = [a.name for a in self.alerts] + [b.name for b in self.performance.budgets]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"alert names must be unique, repeated: {', '.join(dupes)}")
+        perf_actions = self.performance.actions.critical + self.performance.actions.warning
+        for where, actions in [(a.name, a.actions) for a in self.alerts] + [("performance", perf_actions)]:
+            for action in actions:
+                if action.email is not None and action.email not in self.recipients:
+                    raise ValueError(
+                        f"{where}: e-mail recipient {action.email!r} is not listed under recipients"
+                    )
+        for alert in self.alerts:
+            if alert.severity not in self.severity_routing:
+                raise ValueError(f"{alert.name}: severity {alert.severity!r} has no severity_routing entry")
+        return self
+
+    def alert(self, name: str) -> AlertSpec:
+        for alert in self.alerts:
+            if alert.name == name:
+                return alert
+        raise KeyError(name)
+
+    def runbook_link(self, anchor: str) -> str:
+        return self.runbook.url + anchor if anchor.startswith("#") else anchor
+
+    def recipient(self, name: str) -> Recipient:
+        return self.recipients[name]
+
+
+def _key_path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _first_error(exc: ValidationError, data: object) -> str:
+    err = exc.errors()[0]
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    # Name the alert instead of its index where the index points at a named alert.
+    path = _key_path(loc)
+    if len(loc) >= 2 and loc[0] == "alerts" and isinstance(loc[1], int) and isinstance(data, dict):
+        try:
+            path += f" ({data['alerts'][loc[1]]['name']})"
+        except (KeyError, IndexError, TypeError):
+            pass
+    msg = err["msg"].removeprefix("Value error, ")
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{path}: {msg}{more}"
+
+
+def load_spec(path: str | Path = DEFAULT_SPEC_PATH) -> Spec:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    return parse_spec(text, source=str(path))
+
+
+def parse_spec(text: str, source: str = "monitoring.yaml") -> Spec:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{source}:{where}: not valid YAML ({problem})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    try:
+        return Spec.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_first_error(exc, data)}") from None

@@ -1,0 +1,66 @@
+"""Helpers for paymon's own tests: run the suite the way users do, in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class SuiteRun:
+    returncode: int
+    output: str
+    failures: dict[str, str] = field(default_factory=dict)
+    """test id (e.g. 'test_alert_configured[Payment Failure Rate Spike]') -> failure message."""
+    passed: set[str] = field(default_factory=set)
+
+    @property
+    def failed(self) -> set[str]:
+        return set(self.failures)
+
+
+def _read_junit(path: Path) -> tuple[dict[str, str], set[str]]:
+    failures, passed = {}, set()
+    if not path.exists():
+        return failures, passed
+    for case in ET.parse(path).getroot().iter("testcase"):
+        name = case.get("name")
+        problem = case.find("failure")
+        if problem is None:
+            problem = case.find("error")
+        if problem is not None:
+            failures[name] = (problem.get("message") or "") + "\n" + (problem.text or "")
+        elif case.find("skipped") is None:
+            passed.add(name)
+    return failures, passed
+
+
+@pytest.fixture
+def run_suite(tmp_path):
+    """Run `pytest <args>` on the checks in a fresh interpreter; return outcome per check."""
+
+    def run(*args: str, env: dict | None = None, world: dict | None = None, timeout: float = 240) -> SuiteRun:
+        junit = tmp_path / f"junit-{len(list(tmp_path.iterdir()))}.xml"
+        extra = []
+        if world is not None:
+            world_file = tmp_path / f"world-{len(list(tmp_path.iterdir()))}.json"
+            world_file.write_text(json.dumps(world))
+            extra = [f"--sandbox-world={world_file}"]
+        cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=",
+               "-q", "-rf", f"--junitxml={junit}", *extra, *args]
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTRY_", "PAYMON_"))}
+        full_env.update(env or {})
+        proc = subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout)
+        failures, passed = _read_junit(junit)
+        return SuiteRun(proc.returncode, proc.stdout + proc.stderr, failures, passed)
+
+    return run

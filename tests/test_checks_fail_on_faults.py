@@ -1,0 +1,82 @@
+"""Each check fails on the broken setup it guards against, and only the checks that should.
+
+The suite is run the way users run it (`pytest --sandbox-world FILE`, in a subprocess) against the
+golden world with exactly one fault, in each alerting API generation.
+"""
+
+import pytest
+
+from paymon.sandbox.faults import FAULTS, apply_fault
+from paymon.sandbox.world import golden_world
+
+GENERATIONS = ["legacy", "workflow"]
+
+# fault -> {failing check id: text its message must contain}
+EXPECTED = {
+    "threshold": {
+        "test_alert_configured[Payment Failure Rate Spike]": "threshold expected 10, actual 20",
+    },
+    "window": {
+        "test_alert_configured[Webhook Processing Failure]": "window expected 600s, actual 900s",
+    },
+    "environment-missing": {
+        "test_alert_configured[Usage Reporting Failure Rate]": "environment expected production, actual",
+    },
+    "slack-wrong-channel": {
+        "test_alert_configured[Payment Failure Rate Spike]": "#security-alerts",
+        "test_alert_severity_routing[Payment Failure Rate Spike]": "#payments-alerts",
+    },
+    "pagerduty-missing": {
+        "test_alert_configured[Test Mode Detected in Production]": "pagerduty TowerOfBabel Payments",
+        "test_alert_severity_routing[Test Mode Detected in Production]": "PagerDuty",
+    },
+    "rule-disabled": {
+        "test_alert_configured[Webhook Signature Verification Failure Spike]": "enabled expected true, actual false",
+    },
+    "per-issue": {
+        "test_alert_configured[Payment Failure Rate Spike]": "counting expected across_events, actual per_issue",
+        "test_alert_semantics[Payment Failure Rate Spike]": "per-issue",
+    },
+    "widget-missing": {
+        "test_dashboard_exists": "widget 'Webhook Processing Time' expected present, actual missing",
+        "test_dashboard_widget[Webhook Processing Time]": "widget expected present, actual missing",
+    },
+    "integration-disabled": {
+        "test_pagerduty_integration_active": "status expected active, actual disabled",
+    },
+    "cron-wrong-hour": {
+        "test_reconciliation_monitor": "schedule expected 0 2 * * *, actual 0 3 * * *",
+    },
+    "perf-threshold": {
+        "test_performance_alert[/api/subscription/payg/create]": "critical threshold expected 500, actual 800",
+    },
+    "event-types-error-only": {
+        "test_alert_configured[Usage Reporting Failure Rate]": "event types expected default, error, actual error",
+        "test_alert_semantics[Usage Reporting Failure Rate]": "captureMessage",
+    },
+}
+
+
+def test_every_fault_has_an_expectation():
+    assert set(EXPECTED) <= set(FAULTS)
+
+
+@pytest.mark.parametrize("generation", GENERATIONS + ["both"])
+def test_golden_world_passes(generation, run_suite):
+    result = run_suite(f"--sandbox-generation={generation}")
+    assert result.returncode == 0, result.output
+    assert not result.failures
+    assert len(result.passed) >= 30
+
+
+@pytest.mark.parametrize("generation", GENERATIONS)
+@pytest.mark.parametrize("fault", sorted(EXPECTED))
+def test_fault_fails_exactly_its_checks(fault, generation, run_suite):
+    world = apply_fault(golden_world(generation), fault)
+    result = run_suite(world=world)
+    expected = EXPECTED[fault]
+    assert result.returncode == 1, result.output
+    assert result.failed == set(expected), result.output
+    for check, text in expected.items():
+        message = result.failures[check]
+        assert text in message, f"{check}: {text!r} not in:\n{message}"

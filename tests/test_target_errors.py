@@ -1,0 +1,74 @@
+"""A wrong token, an unreachable API or a missing token: every check says so in one line, no
+traceback, and the token never appears in the output."""
+
+import json
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def served_sandbox():
+    proc = subprocess.Popen([sys.executable, "-m", "paymon.cli", "sandbox", "serve"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        yield json.loads(line)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _live_env(info, **overrides):
+    env = {"SENTRY_BASE_URL": info["base_url"], "SENTRY_AUTH_TOKEN": info["token"],
+           "SENTRY_ORG": info["org"], "SENTRY_PROJECT": info["project"], "PAYMON_API_DEADLINE": "2"}
+    env.update(overrides)
+    return env
+
+
+def test_serve_prints_one_json_line(served_sandbox):
+    assert set(served_sandbox) >= {"base_url", "token", "org", "project"}
+    assert served_sandbox["base_url"].startswith("http://127.0.0.1:")
+
+
+def test_live_target_against_a_served_sandbox_passes(served_sandbox, run_suite):
+    result = run_suite("--target=live", env=_live_env(served_sandbox))
+    assert result.returncode == 0, result.output
+    assert served_sandbox["token"] not in result.output
+
+
+def test_wrong_token_is_one_clear_line_per_check(served_sandbox, run_suite):
+    bad = "sntryu_" + "0" * 64
+    result = run_suite("--target=live", env=_live_env(served_sandbox, SENTRY_AUTH_TOKEN=bad))
+    assert result.returncode == 1
+    assert result.failures
+    for message in result.failures.values():
+        assert "could not check: " in message and "401" in message and "SENTRY_AUTH_TOKEN" in message
+    assert "Traceback" not in result.output
+    assert bad not in result.output
+
+
+def test_unreachable_api_is_one_clear_line(run_suite):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again when the block ends: nothing listens there
+    env = {"SENTRY_BASE_URL": f"http://127.0.0.1:{port}", "SENTRY_AUTH_TOKEN": "sntryu_" + "1" * 64,
+           "PAYMON_API_DEADLINE": "1"}
+    result = run_suite("--target=live", env=env)
+    assert result.returncode == 1
+    for message in result.failures.values():
+        assert "could not check: " in message and "cannot reach" in message
+    assert "Traceback" not in result.output
+    assert "1" * 64 not in result.output
+
+
+def test_missing_token_says_which_variable(run_suite):
+    result = run_suite("--target=live", env={})
+    assert result.returncode == 1
+    for message in result.failures.values():
+        assert "could not check: " in message and "SENTRY_AUTH_TOKEN" in message
