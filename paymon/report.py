@@ -7,9 +7,17 @@ from collections.abc import Sequence
 import pytest
 
 
+def summary_line(findings: Sequence) -> str:
+    """'Payment Failure Rate Spike: 2 mismatches (counting, actions)' — what the short summary shows."""
+    subjects = list(dict.fromkeys(f.alert for f in findings))
+    fields = ", ".join(dict.fromkeys(f.field for f in findings))
+    count = f"{len(findings)} mismatch{'es' if len(findings) > 1 else ''}"
+    return f"{'; '.join(subjects)}: {count} ({fields})"
+
+
 def fail_with(findings: Sequence) -> None:
     """Fail the calling check with every finding, one line each (alert, field, expected, actual)."""
     __tracebackhide__ = True
     if findings:
-        count = f"{len(findings)} mismatch{'es' if len(findings) > 1 else ''}"
-        pytest.fail(f"{count}:\n" + "\n".join(f"  - {f.line()}" for f in findings), pytrace=False)
+        pytest.fail(summary_line(findings) + "\n" + "\n".join(f"  - {f.line()}" for f in findings),
+                    pytrace=False)

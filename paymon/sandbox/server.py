@@ -23,33 +23,38 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from paymon.sandbox.hub import Hub
 from paymon.sandbox.sentry import SentryBackend, build_sentry_app
 
 
 @dataclass(frozen=True)
 class Service:
     prefix: str  # "" = the root
-    backend_factory: Callable[[dict], object]
+    backend_factory: Callable[[dict, Hub], object]
+    """Builds the service's backend from its part of the world; the hub is shared by all."""
     app_factory: Callable[[object], object]
 
 
 SERVICES: dict[str, Service] = {
-    "sentry": Service("", SentryBackend, build_sentry_app),
+    "sentry": Service("", lambda part, hub: SentryBackend(part, hub=hub), build_sentry_app),
 }
 
 
-def build_app(world: dict) -> Starlette:
-    """An ASGI app serving every service present in `world`; backends in `app.state.backends`."""
-    backends, mounts = {}, []
+def build_app(world: dict, hub: Hub | None = None) -> Starlette:
+    """An ASGI app serving every service present in `world`; backends in `app.state.backends`,
+    the shared clock and backends in `app.state.hub`."""
+    hub = hub or Hub()
+    backends, mounts = hub.backends, []
     # Prefixed services first: the root mount matches every path.
     for name, service in sorted(SERVICES.items(), key=lambda item: item[1].prefix == ""):
         if name not in world:
             continue
-        backend = service.backend_factory(world[name])
+        backend = service.backend_factory(world[name], hub)
         backends[name] = backend
         mounts.append(Mount(service.prefix, app=service.app_factory(backend)))
     app = Starlette(routes=mounts)
     app.state.backends = backends
+    app.state.hub = hub
     return app
 
 
@@ -77,13 +82,15 @@ class SandboxServer:
     def __init__(self, world: dict, host: str = "127.0.0.1", port: int = 0):
         self.world = world
         self.host = host
-        self.app = build_app(world)
+        self.hub = Hub()
+        self.app = build_app(world, self.hub)
         # proto must say TCP: asyncio only sets TCP_NODELAY on accepted sockets whose proto is
         # IPPROTO_TCP, and without it every response waits ~40 ms for a delayed ACK.
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))  # bind now, so the port is known before the thread runs
         self.port = self._socket.getsockname()[1]
+        self.hub.base_url = self.base_url
         config = uvicorn.Config(self.app, lifespan="off", log_level="warning", access_log=False)
         self._server = _ThreadedServer(config)
         self._thread: threading.Thread | None = None
@@ -93,6 +100,10 @@ class SandboxServer:
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def clock(self):
+        return self.hub.clock
 
     @property
     def backends(self) -> dict:

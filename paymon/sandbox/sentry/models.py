@@ -80,7 +80,10 @@ def _id_or_slug_matches(obj: dict, id_or_slug: str) -> bool:
 
 
 class SentryBackend:
-    def __init__(self, world_sentry: dict):
+    def __init__(self, world_sentry: dict, hub=None):
+        from paymon.sandbox.hub import Hub
+
+        self.hub = hub if hub is not None else Hub()
         self._world = copy.deepcopy(world_sentry)
         self._lock = threading.Lock()
         self.reset()
