@@ -191,6 +191,7 @@ class CronSpec(_Model):
 
 class SlackIntegrationSpec(_Model):
     workspace: str
+    sentry_bot_user: str | None = None
 
 
 class PagerDutyIntegrationSpec(_Model):
@@ -247,6 +248,7 @@ class Spec(_Model):
     recipients: dict[str, Recipient]
     severity_routing: dict[Severity, RouteSpec]
     alerts: list[AlertSpec]
+    synthetic_checks: list[AlertSpec] = Field(default_factory=list)
     performance: PerformanceSpec
     dashboard: DashboardSpec
     cron: CronSpec
@@ -254,24 +256,29 @@ class Spec(_Model):
 
     @model_validator(mode="after")
     def _references_resolve(self) -> "Spec":
-        names = [a.name for a in self.alerts] + [b.name for b in self.performance.budgets]
+        names = [a.name for a in self.all_alerts] + [b.name for b in self.performance.budgets]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"alert names must be unique, repeated: {', '.join(dupes)}")
         perf_actions = self.performance.actions.critical + self.performance.actions.warning
-        for where, actions in [(a.name, a.actions) for a in self.alerts] + [("performance", perf_actions)]:
+        for where, actions in [(a.name, a.actions) for a in self.all_alerts] + [("performance", perf_actions)]:
             for action in actions:
                 if action.email is not None and action.email not in self.recipients:
                     raise ValueError(
                         f"{where}: e-mail recipient {action.email!r} is not listed under recipients"
                     )
-        for alert in self.alerts:
+        for alert in self.all_alerts:
             if alert.severity not in self.severity_routing:
                 raise ValueError(f"{alert.name}: severity {alert.severity!r} has no severity_routing entry")
         return self
 
+    @property
+    def all_alerts(self) -> list[AlertSpec]:
+        """The guide's six alerts and paymon's synthetic-check alerts, checked alike."""
+        return [*self.alerts, *self.synthetic_checks]
+
     def alert(self, name: str) -> AlertSpec:
-        for alert in self.alerts:
+        for alert in self.all_alerts:
             if alert.name == name:
                 return alert
         raise KeyError(name)

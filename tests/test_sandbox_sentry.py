@@ -351,9 +351,10 @@ def test_generations_differ_as_documented():
     legacy, workflow, both_ = (golden_world(g)["sentry"] for g in GENERATIONS)
     assert {d["type"] for d in legacy["detectors"]} == {"error", "issue_stream", "monitor_check_in_failure"}
     assert legacy["workflows"] == [] and all(d["workflowIds"] == [] for d in legacy["detectors"])
-    assert [r["id"] for r in legacy["issue_rules"][PROJECT]] == ["611206"]  # no unfaithful 15m copy of alert 2
+    # alert 6 and paymon's two synthetic-check alerts; no unfaithful 15m copy of alert 2
+    assert [r["id"] for r in legacy["issue_rules"][PROJECT]] == ["611206", "611301", "611302"]
     assert workflow["legacy_alerts"] == "removed" and legacy["legacy_alerts"] == both_["legacy_alerts"] == "present"
-    assert len(both_["metric_alert_rules"]) == 9 and len(both_["detectors"]) == 12 and len(both_["workflows"]) == 7
+    assert len(both_["metric_alert_rules"]) == 9 and len(both_["detectors"]) == 12 and len(both_["workflows"]) == 9
     for sentry in (legacy, workflow, both_):
         assert {m["user"]["email"]: m["user"]["id"] for m in sentry["members"]} == {
             "dana@towerofbabel.com": "3984210", "ops@towerofbabel.com": "3984213", "exec@towerofbabel.com": "3984214"}

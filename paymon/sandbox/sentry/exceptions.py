@@ -113,3 +113,21 @@ class UpstreamUnavailable(SentryAPIError):
     def html(self) -> str:
         title = f"{self.status} {self.detail}"
         return f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n</body>\r\n</html>\r\n"
+
+
+class IngestRejected(SentryAPIError):
+    """Relay refusing an SDK request (sentry-api.md §9.3): 400 malformed, 401/403 auth, 413 too
+    large, 415 unknown encoding, 429 rate limited. Relay answers `{"detail": ...}` JSON."""
+
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None):
+        super().__init__(detail, headers)
+        self.status = status
+
+
+class IngestRateLimited(IngestRejected):
+    """429 with `Retry-After` and `X-Sentry-Rate-Limits: <secs>:<categories>:<scope>:<reason>`."""
+
+    def __init__(self, retry_after: int, categories: list[str], scope: str, reason: str):
+        limits = f"{retry_after}:{';'.join(categories)}:{scope}:{reason}"
+        super().__init__(429, "event submission rejected with_reason: " + reason,
+                         {"Retry-After": str(retry_after), "X-Sentry-Rate-Limits": limits})

@@ -1,0 +1,95 @@
+"""Where each guide criterion sits in the *Sentry Payment Monitoring Setup Guide*, and how bad a
+failure of it is — the epic / feature / story and severity labels of the Allure report.
+
+Epic = the phase of the guide's §7 checklist the criterion belongs to (Pre-Deployment,
+Post-Deployment); feature = the guide section that specifies it; story = the criterion itself.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+SECTIONS = {
+    1: "Sentry Alert Rules Configuration",
+    2: "Sentry Performance Monitoring",
+    3: "Slack Integration Setup",
+    4: "Payment Metrics Dashboard",
+    5: "PagerDuty Integration",
+    6: "Operations Runbook",
+    7: "Monitoring Checklist",
+    9: "Verification Checklist",
+}
+
+PRE_DEPLOYMENT, POST_DEPLOYMENT = "Pre-Deployment", "Post-Deployment"
+
+
+@dataclass(frozen=True)
+class Placement:
+    epic: str
+    section: int
+    severity: str
+    """Allure severity when the check is not about one alert (see alert_severity for those)."""
+
+    @property
+    def feature(self) -> str:
+        return f"§{self.section} {SECTIONS.get(self.section, 'Other')}"
+
+
+# The criteria paymon's checks name (their `criterion` marker), including those of the delivery
+# drill. Severity: what is lost if the criterion silently stays broken. Without the Slack or
+# PagerDuty integration no alert reaches anyone (blocker / critical); a dashboard is looked at,
+# not relied on to wake someone (minor).
+CRITERIA: dict[str, Placement] = {
+    "All 6 Sentry alert rules configured": Placement(PRE_DEPLOYMENT, 1, "critical"),
+    "Performance monitoring enabled for payment endpoints": Placement(PRE_DEPLOYMENT, 2, "normal"),
+    "Configure Notification Routing (§3)": Placement(PRE_DEPLOYMENT, 3, "critical"),
+    "Sentry Slack integration configured": Placement(PRE_DEPLOYMENT, 3, "blocker"),
+    "#payments-alerts and #security-alerts channels created": Placement(PRE_DEPLOYMENT, 3, "normal"),
+    "Slack notifications tested and working": Placement(PRE_DEPLOYMENT, 3, "critical"),
+    "Test alerts delivered to Slack within 1 minute": Placement(PRE_DEPLOYMENT, 3, "critical"),
+    "Payment dashboard created (Sentry or custom)": Placement(PRE_DEPLOYMENT, 4, "minor"),
+    "Payment dashboard created and accessible": Placement(PRE_DEPLOYMENT, 4, "minor"),
+    "PagerDuty integration tested (if applicable)": Placement(PRE_DEPLOYMENT, 5, "critical"),
+    "On-call engineer confirmed PagerDuty page received": Placement(PRE_DEPLOYMENT, 5, "critical"),
+    "Operations runbook documented with response procedures": Placement(PRE_DEPLOYMENT, 6, "minor"),
+    "Reconciliation cron job runs at 2 AM UTC": Placement(POST_DEPLOYMENT, 7, "normal"),
+}
+
+UNPLACED = Placement(PRE_DEPLOYMENT, 0, "normal")
+_SECTION_MARK = re.compile(r"§(\d+)")
+
+
+def placement(criterion: str, module_doc: str = "") -> Placement:
+    """The criterion's place; a criterion paymon does not know yet is placed by the first "§N" in
+    its text or its module's docstring, so a new check lands in the right section unaided."""
+    if criterion in CRITERIA:
+        return CRITERIA[criterion]
+    match = _SECTION_MARK.search(criterion) or _SECTION_MARK.search(module_doc or "")
+    return Placement(PRE_DEPLOYMENT, int(match.group(1)), "normal") if match else UNPLACED
+
+
+# monitoring.yaml's alert severities -> Allure severities. The guide pages someone for Fatal and
+# Critical (§3: + @on-call + PagerDuty), so a broken alert of those levels is a blocker; High only
+# posts to Slack (critical); Error/Warning (the daily reconciliation alert) are looked at the next
+# morning (normal); Medium/Low go to a weekly digest.
+ALERT_SEVERITY = {
+    "fatal": "blocker",
+    "critical": "blocker",
+    "high": "critical",
+    "error": "normal",
+    "warning": "normal",
+    "medium": "minor",
+    "low": "trivial",
+}
+
+
+def alert_severity(severity: str) -> str:
+    return ALERT_SEVERITY.get(str(severity).lower(), "normal")
+
+
+def sort_key(criterion: str) -> tuple:
+    """Verdict order: the guide's order (section, then the order criteria are listed above)."""
+    place = placement(criterion)
+    known = list(CRITERIA)
+    return (place.section or 99, known.index(criterion) if criterion in known else len(known), criterion)
