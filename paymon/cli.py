@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 
 from paymon.errors import ConfigError, PaymonError, SettingsError, TargetUnavailable
@@ -67,6 +68,25 @@ def _cmd_sandbox_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from paymon.reporting.allure_report import ReportPaths, build_report, record_run
+    from paymon.reporting.weekly import write_weekly
+
+    reports = Path(args.reports)
+    paths = ReportPaths.under(reports, results=Path(args.results) if args.results else None,
+                              output=Path(args.output) if args.output else None)
+    record_run(paths)
+    index = build_report(paths, name=args.name)
+    # The weekly page and the run log go with the report, so Pages publishes (and CI carries) them.
+    weekly = write_weekly(paths.runs, paths.output / "weekly.html")
+    if paths.runs.is_file():
+        shutil.copy2(paths.runs, paths.output / "runs.jsonl")
+    print(f"report: {index}\nweekly review: {weekly}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="paymon", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +119,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     faults = sandbox_sub.add_parser("faults", help="list the named faults")
     faults.set_defaults(func=_cmd_sandbox_faults)
+
+    report = sub.add_parser("report", help="build the HTML report (Allure 3) and the weekly review page")
+    report.add_argument("--reports", default="reports", metavar="DIR",
+                        help="where pytest wrote its outputs and the history is kept (default: reports)")
+    report.add_argument("--results", metavar="DIR", help="Allure results (default: <reports>/allure-results)")
+    report.add_argument("--output", metavar="DIR", help="the report (default: <reports>/allure-report)")
+    report.add_argument("--name", default="paymon: payment monitoring", help="the report's title")
+    report.set_defaults(func=_cmd_report)
+    from paymon.probe_cli import add_probe_parser
+
+    add_probe_parser(sub)
     return parser
 
 

@@ -22,9 +22,12 @@ from datetime import datetime, timezone
 from paymon.errors import TargetUnavailable
 from paymon.slack import SlackRateLimited, SlackReader, contains
 
-# A delivery stamped after the deadline is late, but the poller keeps looking a little past it so
-# that it can say "late by 4 s" instead of "not delivered".
-LATE_GRACE_SECONDS = 30.0
+
+
+def late_grace(deadline_s: float) -> float:
+    """A delivery stamped after the deadline is late, but the poller keeps looking a little past
+    it, so it can say "arrived after 64 s" instead of "not delivered"."""
+    return max(2.0, min(30.0, deadline_s * 0.5))
 
 
 @dataclass
@@ -62,19 +65,20 @@ def plan_test_events(run_id: str) -> list[TestEvent]:
 
 def fire(events: list[TestEvent], dsn: str, environment: str, flush_timeout: float = 10.0) -> list[TestEvent]:
     import sentry_sdk
-    from sentry_sdk.scope import Scope
 
+    # A client of our own, with no integrations: nothing global changes, nothing else is traced.
     client = sentry_sdk.Client(dsn=dsn, environment=environment, default_integrations=False,
-                               send_default_pii=False, release="paymon-synthetic")
+                               auto_enabling_integrations=False,
+                               release="paymon-synthetic")
     try:
         for event in events:
-            scope = Scope()
-            scope.set_client(client)
-            scope.fingerprint = event.fingerprint
-            for key, value in event.tags.items():
-                scope.set_tag(key, value)
-            event.fired_at = time.time()
-            event.event_id = scope.capture_message(event.message, level=event.level)
+            with sentry_sdk.new_scope() as scope:
+                scope.set_client(client)
+                scope.fingerprint = event.fingerprint
+                for key, value in event.tags.items():
+                    scope.set_tag(key, value)
+                event.fired_at = time.time()
+                event.event_id = scope.capture_message(event.message, level=event.level)
         client.flush(timeout=flush_timeout)
     finally:
         client.close(timeout=flush_timeout)
@@ -123,7 +127,7 @@ class SlackChannelWatcher:
 
     def wait_for(self, deliveries: list[Delivery]) -> list[Delivery]:
         markers = [d.marker for d in deliveries]
-        give_up = max(d.fired_at + d.deadline_s for d in deliveries) + LATE_GRACE_SECONDS
+        give_up = max(d.fired_at + d.deadline_s + late_grace(d.deadline_s) for d in deliveries)
         interval = self.poll_interval
         while True:
             try:
@@ -137,8 +141,8 @@ class SlackChannelWatcher:
                 continue
             if all(m in self.found for m in markers) or self._clock() >= give_up:
                 break
-            # Nothing settles before the first delivery could: poll fast first, then back off.
-            self._sleep(min(interval, max(give_up - self._clock(), 0.05)))
+            # Poll fast first, then back off; the last poll lands on give_up itself.
+            self._sleep(min(interval, max(give_up - self._clock(), 0.0)))
             interval = min(interval * 1.5, 10.0)
         for delivery in deliveries:
             message = self.found.get(delivery.marker)
@@ -169,11 +173,11 @@ class PagerDutyWatcher:
         self.polls = 0
 
     def wait_for(self, delivery: Delivery, on_call_user_ids: set[str]) -> tuple[Delivery, dict | None, list[dict]]:
-        give_up = delivery.fired_at + delivery.deadline_s + LATE_GRACE_SECONDS
+        give_up = delivery.fired_at + delivery.deadline_s + late_grace(delivery.deadline_s)
         since = iso(delivery.fired_at - 60)
         incident, entries = None, []
         interval = self.poll_interval
-        while self._clock() < give_up or self.polls == 0:
+        while True:
             self.polls += 1
             if incident is None:
                 incident = next((i for i in self.client.incidents(since=since, service_id=self.service_id)
@@ -182,7 +186,10 @@ class PagerDutyWatcher:
                 entries = self.client.log_entries(incident["id"])
                 if _paged(entries, on_call_user_ids):
                     break
-            self._sleep(min(interval, max(give_up - self._clock(), 0.05)))
+            if self._clock() >= give_up:
+                break
+            # The last poll lands on give_up itself, so a late delivery is seen as late, not missing.
+            self._sleep(min(interval, max(give_up - self._clock(), 0.0)))
             interval = min(interval * 1.5, 15.0)
         delivery.polls = self.polls
         if incident is not None:

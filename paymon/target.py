@@ -44,16 +44,21 @@ class Target:
 
     def slack(self) -> SlackSettings:
         if self.sandbox is not None:
-            part = self.sandbox["slack"]
+            part = self._sandbox_part("slack")
             return SlackSettings(token=part["token"], base_url=part["base_url"])
         return SlackSettings.from_env(self.environ)
 
     def pagerduty(self) -> PagerDutySettings:
         if self.sandbox is not None:
-            part = self.sandbox["pagerduty"]
+            part = self._sandbox_part("pagerduty")
             return PagerDutySettings(token=part["token"], base_url=part["base_url"],
                                      from_email=part.get("from_email"))
         return PagerDutySettings.from_env(self.environ)
+
+    def _sandbox_part(self, service: str) -> dict:
+        if service not in self.sandbox:
+            raise SettingsError(f"the sandbox world has no {service!r} service: add it to the world file")
+        return self.sandbox[service]
 
     def secrets(self) -> list[str]:
         """Every secret value this target knows, for redacting output."""

@@ -60,9 +60,11 @@ def test_server_starts_fast_serves_and_stops_cleanly():
     assert time.monotonic() - started < 1.0
     try:
         assert server.base_url == f"http://127.0.0.1:{server.port}"
-        assert server.describe() == {"base_url": server.base_url, "token": server.sentry_token,
-                                     "org": ORG, "project": PROJECT}
-        assert server.backends == {"sentry": server.sentry} and server.backend("sentry") is server.sentry
+        info = server.describe()
+        assert {k: info[k] for k in ("base_url", "token", "org", "project")} == {
+            "base_url": server.base_url, "token": server.sentry_token, "org": ORG, "project": PROJECT}
+        assert info["dsn"].endswith(f"@127.0.0.1:{server.port}/{server.sentry.projects[0]['id']}")
+        assert server.backend("sentry") is server.sentry and set(server.backends) == set(golden_world("workflow"))
         with _client(server) as client:
             assert client.get(f"{O}/projects/").status_code == 200
     finally:
@@ -74,7 +76,9 @@ def test_server_starts_fast_serves_and_stops_cleanly():
 
 
 def test_build_app_mounts_only_services_present():
-    assert set(build_app(golden_world("legacy")).state.backends) == {"sentry"}
+    world = golden_world("legacy")
+    assert set(build_app(world).state.backends) == set(world)
+    assert set(build_app({"sentry": world["sentry"]}).state.backends) == {"sentry"}
     assert build_app({}).state.backends == {}
 
 

@@ -24,9 +24,17 @@ def served_sandbox():
         proc.wait(timeout=10)
 
 
+SENTRY_CONFIG_CHECKS = ["checks/test_alert_rules.py", "checks/test_performance_alerts.py",
+                        "checks/test_dashboard.py", "checks/test_integrations.py", "checks/test_cron.py"]
+
+
 def _live_env(info, **overrides):
+    """The environment a user sets for --target live, pointed at a served sandbox."""
     env = {"SENTRY_BASE_URL": info["base_url"], "SENTRY_AUTH_TOKEN": info["token"],
-           "SENTRY_ORG": info["org"], "SENTRY_PROJECT": info["project"], "PAYMON_API_DEADLINE": "2"}
+           "SENTRY_ORG": info["org"], "SENTRY_PROJECT": info["project"], "SENTRY_DSN": info["dsn"],
+           "SLACK_BOT_TOKEN": info["slack"]["token"], "SLACK_BASE_URL": info["slack"]["base_url"],
+           "PAGERDUTY_API_TOKEN": info["pagerduty"]["token"], "PAGERDUTY_BASE_URL": info["pagerduty"]["base_url"],
+           "PAGERDUTY_FROM_EMAIL": info["pagerduty"]["from_email"], "PAYMON_API_DEADLINE": "2"}
     env.update(overrides)
     return env
 
@@ -39,13 +47,15 @@ def test_serve_prints_one_json_line(served_sandbox):
 def test_live_target_against_a_served_sandbox_passes(served_sandbox, run_suite):
     result = run_suite("--target=live", env=_live_env(served_sandbox))
     assert result.returncode == 0, result.output
-    assert served_sandbox["token"] not in result.output
+    assert "test_slack_delivery" in result.passed and "test_pagerduty_delivery" in result.passed
+    for secret in (served_sandbox["token"], served_sandbox["slack"]["token"], served_sandbox["pagerduty"]["token"]):
+        assert secret not in result.output
 
 
 def test_wrong_token_is_one_clear_line_per_check(served_sandbox, run_suite):
     bad = "sntryu_" + "0" * 64
-    result = run_suite("--target=live", env=_live_env(served_sandbox, SENTRY_AUTH_TOKEN=bad))
-    assert result.returncode == 1
+    result = run_suite("--target=live", *SENTRY_CONFIG_CHECKS, env=_live_env(served_sandbox, SENTRY_AUTH_TOKEN=bad))
+    assert result.returncode == 3  # could not check
     assert result.failures
     for message in result.failures.values():
         assert "could not check: " in message and "401" in message and "SENTRY_AUTH_TOKEN" in message
@@ -59,8 +69,8 @@ def test_unreachable_api_is_one_clear_line(run_suite):
         port = s.getsockname()[1]  # closed again when the block ends: nothing listens there
     env = {"SENTRY_BASE_URL": f"http://127.0.0.1:{port}", "SENTRY_AUTH_TOKEN": "sntryu_" + "1" * 64,
            "PAYMON_API_DEADLINE": "1"}
-    result = run_suite("--target=live", env=env)
-    assert result.returncode == 1
+    result = run_suite("--target=live", *SENTRY_CONFIG_CHECKS, env=env)
+    assert result.returncode == 3  # could not check
     for message in result.failures.values():
         assert "could not check: " in message and "cannot reach" in message
     assert "Traceback" not in result.output
@@ -68,7 +78,14 @@ def test_unreachable_api_is_one_clear_line(run_suite):
 
 
 def test_missing_token_says_which_variable(run_suite):
-    result = run_suite("--target=live", env={})
-    assert result.returncode == 1
+    result = run_suite("--target=live", *SENTRY_CONFIG_CHECKS, env={})
+    assert result.returncode == 3  # could not check
     for message in result.failures.values():
         assert "could not check: " in message and "SENTRY_AUTH_TOKEN" in message
+
+
+def test_missing_slack_and_pagerduty_settings_name_their_variables(run_suite):
+    result = run_suite("--target=live", "checks/test_channels.py", env={})
+    assert result.returncode == 3
+    assert "SLACK_BOT_TOKEN is not set" in result.failures["test_slack_channel_ready[#payments-alerts]"]
+    assert "PAGERDUTY_API_TOKEN is not set" in result.failures["test_pagerduty_service_ready"]

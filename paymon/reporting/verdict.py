@@ -91,21 +91,30 @@ def exit_code(verdicts: Iterable[CriterionVerdict]) -> int:
 
 
 def render(verdicts: list[CriterionVerdict], width: int = 120) -> list[str]:
-    """One line per criterion, then the overall line — fits one screen."""
-    label_width = max(len(COULD_NOT_CHECK), 7)
+    """Per criterion one line (status, criterion, how many checks) and, unless it passed, one
+    indented line with the reason; then the overall line. Fits one screen."""
+    label_width = len(COULD_NOT_CHECK)
     lines = []
     for v in verdicts:
-        line = f"{v.status.upper():<{label_width}}  {v.criterion} ({v.counted})"
+        lines.append(_fit(f"{v.status.upper():<{label_width}}  {v.criterion} ({v.counted})", width))
         if v.status != PASS and v.reason:
-            line += f": {v.reason}"
-        lines.append(line if len(line) <= width else line[: width - 1] + "…")
+            lines.append(_fit(f"{'':<{label_width}}    {v.reason}", width))
+    lines.append(overall_line(verdicts))
+    return lines
+
+
+def overall_line(verdicts: list[CriterionVerdict]) -> str:
     code = exit_code(verdicts)
     tally = {s: sum(1 for v in verdicts if v.status == s) for s in (PASS, WARNING, FAIL, COULD_NOT_CHECK)}
     summary = ", ".join(f"{n} {s}" for s, n in tally.items() if n)
     meaning = {EXIT_OK: "all criteria hold", EXIT_FAILED: "a criterion failed",
                EXIT_COULD_NOT_CHECK: "could not check every criterion"}[code]
-    lines.append(f"{len(verdicts)} criteria: {summary} -> exit {code} ({meaning})")
-    return lines
+    noun = "criterion" if len(verdicts) == 1 else "criteria"
+    return f"{len(verdicts)} {noun}: {summary} -> exit {code} ({meaning})"
+
+
+def _fit(line: str, width: int) -> str:
+    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 def as_json(verdicts: list[CriterionVerdict]) -> dict:

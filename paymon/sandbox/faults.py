@@ -323,7 +323,83 @@ def _event_types_error_only(sentry: dict, changed: _Changes) -> None:
             changed()
 
 
+# --- the delivery path: what a "send test notification" button never exercises ------------------
+
+PAYMENTS_ALERTS = "C07PAYM3NT5"
+SENTRY_BOT_USER = "U07SENTRYBT"
+PAGERDUTY_SERVICE = "PTOWPAY"
+
+
+def _synthetic_slack_action_removed(sentry: dict, changed: _Changes) -> None:
+    """The synthetic Slack check's rule loses its Slack action (it still exists, it just says nothing)."""
+    name = "paymon synthetic check: Slack"
+    for rule in _issue_rules(sentry, name):
+        rule["actions"] = [a for a in rule["actions"] if "slack" not in a["id"]]
+        changed()
+    for workflow in _workflows(sentry, name):
+        for group in workflow["actionFilters"]:
+            group["actions"] = [a for a in group["actions"] if a["type"] != "slack"]
+        changed()
+
+
+def _channel_archived(world: dict, changed: _Changes) -> None:
+    for channel in world["slack"]["channels"]:
+        if channel["id"] == PAYMENTS_ALERTS:
+            channel["is_archived"] = True
+            changed()
+
+
+def _bot_not_in_channel(world: dict, changed: _Changes) -> None:
+    members = world["slack"]["members"].get(PAYMENTS_ALERTS, [])
+    if SENTRY_BOT_USER in members:
+        members.remove(SENTRY_BOT_USER)
+        changed()
+
+
+def _pagerduty_service_disabled(world: dict, changed: _Changes) -> None:
+    for service in world["pagerduty"]["services"]:
+        if service["id"] == PAGERDUTY_SERVICE:
+            service["status"] = "disabled"
+            changed()
+
+
+def _pagerduty_maintenance(world: dict, changed: _Changes) -> None:
+    world["pagerduty"]["knobs"]["maintenance"] = [PAGERDUTY_SERVICE]
+    changed()
+
+
+def _wrong_routing_key(world: dict, changed: _Changes) -> None:
+    """Sentry's service table holds a routing key PagerDuty does not know (a rotated integration)."""
+    for integration in world["sentry"]["integrations"]:
+        for row in (integration.get("configData") or {}).get("service_table") or []:
+            row["integration_key"] = "0" * 32
+            changed()
+
+
+def _slack_late(world: dict, changed: _Changes) -> None:
+    """Sentry's Slack posts arrive 5 s late (past the 4 s deadline the tests use)."""
+    world["sentry"]["knobs"].setdefault("delivery_delay", {})["slack"] = 5.0
+    changed()
+
+
+def _pagerduty_late(world: dict, changed: _Changes) -> None:
+    world["sentry"]["knobs"].setdefault("delivery_delay", {})["pagerduty"] = 9.0
+    changed()
+
+
+_WORLD_FAULTS: dict[str, Callable[[dict, _Changes], None]] = {
+    "channel-archived": _channel_archived,
+    "bot-not-in-channel": _bot_not_in_channel,
+    "pagerduty-service-disabled": _pagerduty_service_disabled,
+    "pagerduty-maintenance": _pagerduty_maintenance,
+    "wrong-routing-key": _wrong_routing_key,
+    "slack-late": _slack_late,
+    "pagerduty-late": _pagerduty_late,
+}
+
+
 _FAULTS: dict[str, Callable[[dict, _Changes], None]] = {
+    "synthetic-slack-action-removed": _synthetic_slack_action_removed,
     "threshold": _threshold,
     "window": _window,
     "environment-missing": _environment_missing,
@@ -339,6 +415,14 @@ _FAULTS: dict[str, Callable[[dict, _Changes], None]] = {
 }
 
 FAULTS: dict[str, str] = {
+    "synthetic-slack-action-removed": 'alert "paymon synthetic check: Slack": Slack action removed',
+    "channel-archived": "Slack: #payments-alerts archived",
+    "bot-not-in-channel": "Slack: the Sentry bot is not a member of #payments-alerts",
+    "pagerduty-service-disabled": 'PagerDuty: service "TowerOfBabel Payments" disabled',
+    "pagerduty-maintenance": 'PagerDuty: service "TowerOfBabel Payments" in a maintenance window',
+    "wrong-routing-key": "Sentry's PagerDuty service table holds a routing key PagerDuty does not know",
+    "slack-late": "Sentry's Slack posts arrive 5 s after the event",
+    "pagerduty-late": "Sentry's page reaches PagerDuty 9 s after the event",
     "threshold": 'alert "Payment Failure Rate Spike": critical threshold 10 -> 20',
     "window": 'alert "Webhook Processing Failure": window 10 -> 15 minutes',
     "environment-missing": 'alert "Usage Reporting Failure Rate": environment production -> all (null)',
@@ -357,10 +441,13 @@ FAULTS: dict[str, str] = {
 
 def apply_fault(world: dict, name: str) -> dict:
     """A deep copy of `world` with the named fault applied."""
-    if name not in _FAULTS:
+    if name not in _FAULTS and name not in _WORLD_FAULTS:
         raise ConfigError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
     broken = copy.deepcopy(world)
     changed = _Changes(name)
-    _FAULTS[name](broken["sentry"], changed)
+    if name in _WORLD_FAULTS:
+        _WORLD_FAULTS[name](broken, changed)
+    else:
+        _FAULTS[name](broken["sentry"], changed)
     changed.require()
     return broken

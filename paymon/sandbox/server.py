@@ -25,6 +25,8 @@ from starlette.routing import Mount
 
 from paymon.sandbox.hub import Hub
 from paymon.sandbox.sentry import SentryBackend, build_sentry_app
+from paymon.sandbox.pagerduty import PagerDutyBackend, build_pagerduty_app
+from paymon.sandbox.slack import SlackBackend, build_slack_app
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class Service:
 
 SERVICES: dict[str, Service] = {
     "sentry": Service("", lambda part, hub: SentryBackend(part, hub=hub), build_sentry_app),
+    "slack": Service("/slack", lambda part, hub: SlackBackend(part, hub=hub), build_slack_app),
+    "pagerduty": Service("/pagerduty", lambda part, hub: PagerDutyBackend(part, hub=hub), build_pagerduty_app),
 }
 
 
@@ -129,8 +133,18 @@ class SandboxServer:
         return self.sentry.projects[0]["slug"]
 
     def describe(self) -> dict:
-        """What `paymon sandbox serve` prints: enough to point `--target live` at the sandbox."""
-        return {"base_url": self.base_url, "token": self.sentry_token, "org": self.org, "project": self.project}
+        """What `paymon sandbox serve` prints: enough to point `--target live` at the sandbox
+        (the top-level keys are Sentry's; each other service has its own entry)."""
+        info = {"base_url": self.base_url, "token": self.sentry_token, "org": self.org, "project": self.project}
+        if hasattr(self.sentry, "dsn"):
+            info["dsn"] = self.sentry.dsn()
+        if "slack" in self.backends:
+            info["slack"] = {"base_url": f"{self.base_url}/slack/api/", "token": self.backends["slack"].default_token}
+        if "pagerduty" in self.backends:
+            pagerduty = self.backends["pagerduty"]
+            info["pagerduty"] = {"base_url": f"{self.base_url}/pagerduty", "token": pagerduty.default_token,
+                                 "from_email": getattr(pagerduty, "default_from_email", None)}
+        return info
 
     # --- lifecycle -------------------------------------------------------------------------------
 

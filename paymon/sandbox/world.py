@@ -96,7 +96,10 @@ def golden_world(generation: str = "workflow") -> dict:
         "integrations": _data("integrations.json"),
         "knobs": copy.deepcopy(DEFAULT_KNOBS),
     }
-    return {"sentry": sentry}
+    from paymon.sandbox.pagerduty import golden_pagerduty_world
+    from paymon.sandbox.slack import golden_slack_world
+
+    return {"sentry": sentry, "slack": golden_slack_world(), "pagerduty": golden_pagerduty_world()}
 
 
 _REQUIRED_SENTRY_KEYS = ("organization", "projects", "tokens")

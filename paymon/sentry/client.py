@@ -181,6 +181,12 @@ class SentryClient:
         budget = self._new_budget(path)
         return self._json(self._get_response(path, dict(params or {}), budget), budget)
 
+    def put(self, path: str, body: Any, params: Mapping[str, Any] | None = None) -> Any:
+        """PUT /api/0/<path> (idempotent, so retried like a read). Only for cleaning up what
+        paymon itself created, e.g. resolving its test issues; needs a write scope."""
+        budget = self._new_budget(path, method="PUT")
+        return self._json(self._get_response(path, dict(params or {}), budget, method="PUT", body=body), budget)
+
     def paginate(self, path: str, params: Mapping[str, Any] | None = None) -> list:
         """Every item of the list at GET /api/0/<path>, all pages."""
         budget = self._new_budget(path)
@@ -207,12 +213,13 @@ class SentryClient:
 
     # --- one request with retries ----------------------------------------------------------------
 
-    def _new_budget(self, path: str) -> _Budget:
-        url = self._http.build_request("GET", path).url
+    def _new_budget(self, path: str, method: str = "GET") -> _Budget:
+        url = self._http.build_request(method, path).url
         now = self._clock()
-        return _Budget(endpoint=f"GET {url.path}", started=now, ends=now + self.deadline)
+        return _Budget(endpoint=f"{method} {url.path}", started=now, ends=now + self.deadline)
 
-    def _get_response(self, path: str, params: dict, budget: _Budget) -> httpx.Response:
+    def _get_response(self, path: str, params: dict, budget: _Budget, method: str = "GET",
+                      body: Any = None) -> httpx.Response:
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(_Retryable),
             wait=lambda state: self._wait_before_retry(state, budget),
@@ -222,19 +229,20 @@ class SentryClient:
             reraise=True,
         )
         try:
-            response = retrying(self._send_once, path, params, budget)
+            response = retrying(self._send_once, path, params, budget, method, body)
         except _Retryable as failure:
             raise self._gave_up(failure, budget) from None
         self._raise_for_status(response, budget)
         return response
 
-    def _send_once(self, path: str, params: dict, budget: _Budget) -> httpx.Response:
+    def _send_once(self, path: str, params: dict, budget: _Budget, method: str = "GET",
+                   body: Any = None) -> httpx.Response:
         remaining = max(budget.ends - self._clock(), _MIN_ATTEMPT_TIMEOUT)
         timeout = httpx.Timeout(min(_READ_TIMEOUT, remaining), connect=min(_CONNECT_TIMEOUT, remaining))
         budget.attempts += 1
         self.request_count += 1
         try:
-            response = self._http.get(path, params=params, timeout=timeout)
+            response = self._http.request(method, path, params=params, json=body, timeout=timeout)
         except httpx.TransportError as exc:
             raise _Retryable(error=exc) from exc
         if response.status_code == 429 or response.status_code >= 500:
@@ -283,8 +291,12 @@ class SentryClient:
         if code == 401:
             raise self._error(AuthError, f"Sentry rejected the token ({status}) at {where} — check SENTRY_AUTH_TOKEN")
         if code == 403:
-            scopes = " or ".join(required_scopes(response.request.url.path))
-            raise self._error(AuthError, f"the token may not read {where} ({status}) — it needs the scope {scopes}")
+            scopes = required_scopes(response.request.url.path)
+            if response.request.method != "GET":  # a write needs the write variant of the scope
+                scopes = tuple(scope.replace(":read", ":write") for scope in scopes)
+            verb = "read" if response.request.method == "GET" else "change"
+            raise self._error(AuthError, f"the token may not {verb} {where} ({status}) — it needs the scope "
+                                         f"{' or '.join(scopes)}")
         if code in (404, 410):
             raise self._error(EndpointMissing, f"Sentry has no {where} ({status})", status=code)
         if 300 <= code < 400:

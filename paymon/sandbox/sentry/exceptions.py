@@ -51,6 +51,12 @@ class ResourceDoesNotExist(SentryAPIError):
     detail = "The requested resource does not exist"
 
 
+class BadRequest(SentryAPIError):
+    """400 with `{"detail": ...}` (DRF ParseError / ValidationError with one message)."""
+
+    status = 400
+
+
 class InvalidPerPage(SentryAPIError):
     status = 400
 

@@ -5,6 +5,11 @@ emulator's own state: injected failures, rate-limit windows and a log of the req
 
 Internal API for tests (moto style):
 
+    backend.dsn()                                                # http://<key>@<host>/<project id>
+    backend.store_event({"message": "x", "level": "error"})      # in-process ingestion (no HTTP)
+    backend.alert_firings, backend.outbox                        # what the alert engine did
+    backend.limit_ingestion(retry_after=60)                      # envelopes answer 429
+
     backend.inject_failure(503, path=r"/detectors/", times=2)   # next 2 matching requests fail
     backend.requests                                             # [RecordedRequest(method, path, query, status)]
     backend.request_count(r"/alert-rules/")                      # how many calls hit that path
@@ -15,6 +20,7 @@ Internal API for tests (moto style):
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 import random
 import re
@@ -23,7 +29,19 @@ import threading
 import time
 from dataclasses import dataclass
 
-from paymon.sandbox.sentry.exceptions import PermissionDenied, ResourceDoesNotExist
+from paymon.rules import query as q
+from paymon.sandbox.sentry import ingest
+from paymon.sandbox.sentry.checkins import apply_checkin, public_checkin
+from paymon.sandbox.sentry.discover import EventsTable, sort_rows
+from paymon.sandbox.sentry.engine import DEFAULT_DELIVERY_DELAY, AlertEngine, AlertFiring
+from paymon.sandbox.sentry.events import EventStore, Issue, StoredEvent, normalise, serialize_event, serialize_issue
+from paymon.sandbox.sentry.exceptions import (
+    IngestRateLimited,
+    IngestRejected,
+    BadRequest,
+    PermissionDenied,
+    ResourceDoesNotExist,
+)
 
 DEFAULT_RATE_LIMIT = {"limit": 40, "window": 1, "concurrent_limit": 25}
 
@@ -119,6 +137,19 @@ class SentryBackend:
         self._windows: dict[tuple, tuple[int, int]] = {}  # key -> (window start, count)
         self._in_flight: dict[tuple, int] = {}
         self._requests: list[RecordedRequest] = []
+        # --- ingestion, events, issues, alerting (sentry-api.md §6, §8, §9) ---
+        self.project_keys: list[dict] = world.get("project_keys") or [
+            _default_project_key(self.organization, p) for p in self.projects]
+        self.ingest_delay: float = float(knobs.get("ingest_delay", 0.0))
+        """Seconds (sandbox clock) between accepting an event and it showing in the API."""
+        self.ingest_rate_limit: dict | None = knobs.get("ingest_rate_limit")
+        self.delivery_delay: dict = {**DEFAULT_DELIVERY_DELAY, **knobs.get("delivery_delay", {})}
+        self.dual_written_alerts: str = knobs.get("dual_written_alerts", "workflow")
+        self.events = EventStore(first_short_id=int(knobs.get("first_short_id", 42)))
+        self._alert_firings: list[AlertFiring] = []
+        self._outbox: list[dict] = []
+        self._data_lock = threading.RLock()
+        self.engine = AlertEngine(self)
 
     # --- auth and directory ----------------------------------------------------------------------
 
@@ -257,7 +288,7 @@ class SentryBackend:
                           key=lambda c: c["dateCreated"], reverse=True)
         if environments:
             checkins = [c for c in checkins if c.get("environment") in environments]
-        return checkins
+        return [public_checkin(c) for c in checkins]
 
     # --- integrations ----------------------------------------------------------------------------
 
@@ -271,6 +302,318 @@ class SentryBackend:
 
     def get_integration(self, integration_id: str) -> dict:
         return _by_id(self.integrations, integration_id)
+
+
+    # --- project keys and ingestion (Relay) ------------------------------------------------------
+
+    @property
+    def web_base(self) -> str:
+        """Where links in notifications point: the sandbox when served, else Sentry's SaaS form."""
+        return self.hub.base_url or f"https://{self.organization['slug']}.sentry.io"
+
+    def list_project_keys(self, project: dict) -> list[dict]:
+        return [_serialize_key(k, project, self.hub.base_url) for k in self.project_keys
+                if str(k["projectId"]) == str(project["id"])]
+
+    def dsn(self, project: dict | str | None = None) -> str:
+        """The DSN of the project's first active key, for `sentry_sdk.init(dsn=...)`."""
+        project = self.get_project(project) if isinstance(project, str) else (project or self.projects[0])
+        for key in self.list_project_keys(project):
+            if key["isActive"]:
+                return key["dsn"]["public"]
+        raise ResourceDoesNotExist()
+
+    def limit_ingestion(self, retry_after: int = 60, categories: tuple[str, ...] = (), scope: str = "organization",
+                        reason: str = "usage_exceeded", times: int | None = None) -> None:
+        """Make envelopes answer 429 (all of them when `categories` is empty, else only items of
+        those categories are refused), `times` times or until `ingest_rate_limit = None`."""
+        self.ingest_rate_limit = {"retry_after": retry_after, "categories": list(categories), "scope": scope,
+                                  "reason": reason, "times": times}
+
+    def _authenticate_ingest(self, project_id: str, public_key: str) -> dict:
+        """Relay's checks: the key must exist, be active and belong to the project in the URL."""
+        project = next((p for p in self.projects if str(p["id"]) == str(project_id)), None)
+        key = next((k for k in self.project_keys if k["public"] == public_key), None)
+        if key is None:
+            raise IngestRejected(401, "invalid authorization: unknown public key")
+        if project is None or str(key["projectId"]) != str(project["id"]):
+            raise IngestRejected(403, "event submission rejected with_reason: ProjectId")
+        if not key.get("isActive", True):
+            raise IngestRejected(403, "event submission rejected with_reason: DisabledKey")
+        return project
+
+    def _rate_limited_categories(self) -> set[str] | None:
+        """None when ingestion is not limited, else the limited categories (empty = all)."""
+        limit = self.ingest_rate_limit
+        if not limit:
+            return None
+        return set(limit.get("categories") or ())
+
+    def _consume_rate_limit(self) -> IngestRateLimited:
+        limit = self.ingest_rate_limit
+        error = IngestRateLimited(int(limit.get("retry_after", 60)), list(limit.get("categories") or ()),
+                                  str(limit.get("scope", "organization")), str(limit.get("reason", "usage_exceeded")))
+        if limit.get("times") is not None:
+            limit["times"] = int(limit["times"]) - 1
+            if limit["times"] <= 0:
+                self.ingest_rate_limit = None
+        return error
+
+    def ingest(self, project_id: str, body: bytes, headers, query, endpoint: str = "envelope"
+               ) -> tuple[dict, dict[str, str]]:
+        """Accept one SDK request the way Relay does; returns (response body, extra headers).
+        `headers` is any case-insensitive mapping with lower-case lookups, `query` a mapping.
+        Raises IngestRejected with Relay's status for anything it refuses."""
+        data = ingest.decode_body(body, headers.get("content-encoding"))
+        try:
+            public_key = ingest.public_key_from(headers, query)
+            envelope = None
+        except IngestRejected:
+            # The envelope header may carry the DSN instead (browser SDKs, tunnels).
+            envelope = self._parse(data, endpoint)
+            public_key = ingest.public_key_from(headers, query, envelope.headers)
+        project = self._authenticate_ingest(project_id, public_key)
+        envelope = envelope or self._parse(data, endpoint)
+        for item in envelope.items:
+            ingest.check_item_size(item)
+        limited = self._rate_limited_categories()
+        extra_headers: dict[str, str] = {}
+        items = [i for i in envelope.items if i.type in ingest.STORED_ITEM_TYPES]
+        if limited is not None:
+            if not limited or (items and all(i.category in limited for i in items)):
+                raise self._consume_rate_limit()
+            # Partially limited: drop those items, accept the rest, and tell the SDK (200 + header).
+            error = self._consume_rate_limit()
+            extra_headers["X-Sentry-Rate-Limits"] = error.headers["X-Sentry-Rate-Limits"]
+            items = [i for i in items if i.category not in limited]
+        event_id = envelope.event_id
+        with self._data_lock:
+            now = self.hub.clock.now()
+            self.engine.refresh()
+            for item in items:
+                payload = item.json()  # unknown item types never get here: skipped, not rejected
+                if item.type == "check_in":
+                    apply_checkin(self.monitors, self.monitor_checkins, payload, project, now)
+                    continue
+                if self._is_own_telemetry(payload):
+                    continue
+                stored = self._store(payload, project, item.type, now, event_id, len(item.payload))
+                event_id = event_id or stored.event_id
+        return ({"id": event_id} if event_id else {}), extra_headers
+
+    def _is_own_telemetry(self, payload: dict) -> bool:
+        """An SDK initialised in the process serving the sandbox instruments the sandbox itself
+        (the Starlette integration traces every request, including the envelope POSTs), and each
+        such transaction would be sent back here: a feedback loop real Sentry never sees. Events
+        describing a request to the sandbox's own address are accepted and dropped."""
+        base = self.hub.base_url
+        url = str((payload.get("request") or {}).get("url") or "") if isinstance(payload.get("request"), dict) else ""
+        return bool(base) and url.startswith(base + "/")
+
+    @staticmethod
+    def _parse(data: bytes, endpoint: str) -> ingest.Envelope:
+        if endpoint == "store":
+            return ingest.envelope_from_store_body(data)
+        return ingest.parse_envelope(data)
+
+    def store_event(self, payload: dict, project: dict | str | None = None, item_type: str = "event",
+                    received: float | None = None) -> StoredEvent:
+        """Ingest one event in-process (no HTTP, no auth): for tests, backtests and bulk loads.
+        `received` defaults to the sandbox clock; item_type "transaction" for transactions."""
+        return self.store_events([payload], project, item_type, received)[0]
+
+    def store_events(self, payloads: list[dict], project: dict | str | None = None, item_type: str = "event",
+                     received: float | None = None) -> list[StoredEvent]:
+        project = self.get_project(project) if isinstance(project, str) else (project or self.projects[0])
+        with self._data_lock:
+            self.engine.refresh()  # once per batch: bulk loads stay fast
+            now = self.hub.clock.now() if received is None else received
+            return [self._store(p, project, item_type, now, None, 0) for p in payloads]
+
+    def _store(self, payload: dict, project: dict, item_type: str, received: float, envelope_event_id: str | None,
+               size: int) -> StoredEvent:
+        data = normalise(payload, item_type, envelope_event_id, received)
+        stored, issue, _created = self.events.add(data, project, received, received + self.ingest_delay, size)
+        self.engine.on_event(stored, issue, project)
+        return stored
+
+    # --- reading events and issues ---------------------------------------------------------------
+
+    def sync(self) -> float:
+        """Bring lazily evaluated state (alert windows expiring) up to the clock; returns now."""
+        with self._data_lock:
+            now = self.hub.clock.now()
+            self.engine.refresh()
+            self.engine.advance(now)
+            return now
+
+    @property
+    def alert_firings(self) -> list[AlertFiring]:
+        self.sync()
+        return self._alert_firings
+
+    @property
+    def outbox(self) -> list[dict]:
+        """E-mails Sentry sent: {to, target, subject, alert, level, body, issue_id, sent_at, visible_at}."""
+        self.sync()
+        return self._outbox
+
+    def record_firing(self, firing: AlertFiring) -> None:
+        self._alert_firings.append(firing)
+
+    def send_email(self, message: dict) -> None:
+        self._outbox.append(message)
+
+    def _visible(self, event_id: str, now: float) -> StoredEvent:
+        stored = self.events.by_id.get(ingest.normalise_event_id(event_id) or "")
+        if stored is None or stored.visible_at > now:
+            raise ResourceDoesNotExist()
+        return stored
+
+    def get_event(self, project: dict, event_id: str) -> dict:
+        now = self.sync()
+        with self._data_lock:
+            stored = self._visible(event_id, now)
+            if stored.project_id != str(project["id"]):
+                raise ResourceDoesNotExist()
+            neighbours = [e for e in self.events.visible_events(now) if e.project_id == stored.project_id]
+            index = next(i for i, e in enumerate(neighbours) if e is stored)
+            previous = neighbours[index - 1].event_id if index > 0 else None
+            following = neighbours[index + 1].event_id if index + 1 < len(neighbours) else None
+            return serialize_event(stored, project, previous, following)
+
+    def lookup_event(self, event_id: str) -> dict:
+        now = self.sync()
+        with self._data_lock:
+            stored = self._visible(event_id, now)
+            project = self.get_project(stored.project_id)
+            if stored.group_id is None:
+                raise ResourceDoesNotExist()  # the lookup answers for grouped events only
+            return {"organizationSlug": self.organization["slug"], "projectSlug": project["slug"],
+                    "groupId": stored.group_id, "eventId": stored.event_id,
+                    "event": serialize_event(stored, project)}
+
+    def issue_permalink(self, issue: Issue) -> str:
+        return f"{self.web_base}/organizations/{self.organization['slug']}/issues/{issue.id}/"
+
+    def _matching_issues(self, projects: list[dict], query: str, environments: list[str], start: float | None,
+                         end: float | None, now: float) -> list[tuple[Issue, list[StoredEvent]]]:
+        """Issues with at least one visible event in the range matching the event-level part of
+        the query; issue-level keys (`is:`, `issue:`) are applied to the issue itself."""
+        try:
+            predicate = q.parse(query)
+        except ValueError as exc:
+            raise BadRequest(f"Error parsing search query: {exc}") from None
+        statuses, predicate = q.extract_field(predicate, "is")
+        short_ids, predicate = q.extract_field(predicate, "issue")
+        test = q.matcher(predicate)
+        project_ids = {str(p["id"]) for p in projects}
+        wanted_status = {s for s in statuses or () if s in ("resolved", "unresolved", "ignored", "archived")}
+        found = []
+        for issue in self.events.issues.values():
+            if str(issue.project["id"]) not in project_ids:
+                continue
+            if wanted_status and issue.status not in {"ignored" if s == "archived" else s for s in wanted_status}:
+                continue
+            if short_ids is not None and not ({issue.short_id.lower(), issue.id} & {s.lower() for s in short_ids}):
+                continue
+            events = [e for e in issue.visible_events(now)
+                      if (start is None or e.received > start) and (end is None or e.received <= end)
+                      and (not environments or e.environment in environments) and test(e.data)]
+            if events:
+                found.append((issue, events))
+        return found
+
+    def search_issues(self, projects: list[dict], query: str, environments: list[str], start: float | None,
+                      end: float | None, sort: str = "date") -> list[dict]:
+        now = self.sync()
+        with self._data_lock:
+            found = self._matching_issues(projects, query, environments, start, end, now)
+            keys = {"date": lambda f: max(e.received for e in f[1]), "new": lambda f: f[0].first_seen,
+                    "freq": lambda f: len(f[1]), "user": lambda f: len(f[1])}
+            found.sort(key=keys.get(sort, keys["date"]), reverse=True)
+            return [serialize_issue(issue, now, self.issue_permalink(issue), events) for issue, events in found]
+
+    def get_issue(self, issue_id: str) -> Issue:
+        issue = self.events.issues.get(str(issue_id))
+        if issue is None:
+            # Short ids work wherever an issue id does.
+            issue = next((i for i in self.events.issues.values() if i.short_id == str(issue_id).upper()), None)
+        if issue is None or not issue.visible_events(self.hub.clock.now()):
+            raise ResourceDoesNotExist()
+        return issue
+
+    def serialize_issue(self, issue: Issue) -> dict:
+        now = self.sync()
+        return serialize_issue(issue, now, self.issue_permalink(issue))
+
+    def select_issues(self, projects: list[dict], ids: list[str], query: str | None, environments: list[str]
+                      ) -> list[Issue]:
+        """The issues a bulk PUT/DELETE acts on: `?id=` values, else the query's matches."""
+        now = self.sync()
+        with self._data_lock:
+            if ids:
+                chosen = []
+                for issue_id in ids:
+                    try:
+                        chosen.append(self.get_issue(issue_id))
+                    except ResourceDoesNotExist:
+                        continue
+                return chosen
+            return [issue for issue, _ in self._matching_issues(
+                projects, "is:unresolved" if query is None else query, environments, None, None, now)]
+
+    def update_issues(self, issues: list[Issue], changes: dict) -> dict:
+        """Apply `{"status": "resolved"|"unresolved"|"ignored"}`; returns the applied changes as
+        the bulk endpoint echoes them."""
+        status = changes.get("status")
+        if status not in ("resolved", "unresolved", "ignored", "resolvedInNextRelease", "muted", None):
+            raise BadRequest(f'"{status}" is not a valid choice.')
+        stored = {"resolvedInNextRelease": "resolved", "muted": "ignored"}.get(status, status)
+        with self._data_lock:
+            for issue in issues:
+                if stored is not None:
+                    issue.status = stored
+                    issue.substatus = {"unresolved": "ongoing", "ignored": "archived_forever"}.get(stored)
+        result = {}
+        if status is not None:
+            result = {"status": stored, "statusDetails": changes.get("statusDetails") or {}, "inbox": False}
+        return result
+
+    def delete_issues(self, issues: list[Issue]) -> None:
+        with self._data_lock:
+            for issue in issues:
+                self.events.delete_issue(issue)
+
+    def events_table(self, projects: list[dict], dataset: str, fields: list[str], query: str,
+                     environments: list[str], start: float | None, end: float | None, sort: str | None
+                     ) -> tuple[list[dict], dict]:
+        """`GET O/events/`: (rows, meta). ValueError for a query the endpoint would reject (400)."""
+        now = self.sync()
+        table = EventsTable.build(dataset, fields, query)
+        project_ids = {str(p["id"]) for p in projects}
+        with self._data_lock:
+            events = [e for e in self.events.visible_events(now, start, end)
+                      if e.project_id in project_ids and (not environments or e.environment in environments)]
+            rows = table.rows(events, {str(p["id"]): p["slug"] for p in self.projects})
+        return sort_rows(rows, sort, fields), table.meta()
+
+    # --- e-mail recipients -----------------------------------------------------------------------
+
+    def email_recipients(self, target: str) -> tuple[list[str], str | None]:
+        """Addresses for an e-mail action target ("member:x@y", "team:<slug>"): a team's members are
+        the org members whose `teams` list its slug. ([], reason) when nobody can be reached."""
+        kind, _, ident = target.partition(":")
+        if kind == "member":
+            return [ident], None
+        if kind == "team":
+            if not any("teams" in m for m in self.members):
+                return [], f"team {ident}: the world's members carry no `teams`, membership unknown"
+            emails = [m.get("email") or (m.get("user") or {}).get("email") for m in self.members
+                      if ident in (m.get("teams") or ())]
+            emails = [e for e in emails if e]
+            return (emails, None) if emails else ([], f"team {ident} has no members")
+        return [], f"e-mail target {target} cannot be resolved"
 
     # --- injected failures -----------------------------------------------------------------------
 
@@ -345,6 +688,53 @@ class SentryBackend:
             and (method is None or r.method == method.upper())
             and (status is None or r.status == status)
         )
+
+
+def _default_project_key(organization: dict, project: dict) -> dict:
+    """A stable DSN key per project for worlds that list none (derived, so every run agrees)."""
+    digest = hashlib.sha256(f"{organization['id']}:{project['id']}".encode()).hexdigest()
+    return {"id": digest[40:48], "name": "Default", "label": "Default", "public": digest[:32],
+            "secret": digest[32:64], "projectId": int(project["id"]), "isActive": True, "rateLimit": None,
+            "dateCreated": project.get("dateCreated")}
+
+
+def _serialize_key(key: dict, project: dict, base_url: str) -> dict:
+    """`ProjectKey` as `GET P/keys/` returns it, the DSNs built for wherever the sandbox is served."""
+    base = base_url or "https://o0.ingest.sentry.io"
+    scheme, _, host = base.partition("://")
+    pid, public, secret = project["id"], key["public"], key["secret"]
+    endpoint = f"{base}/api/{pid}"
+    return {
+        "id": str(key["id"]),
+        "name": key.get("name", "Default"),
+        "label": key.get("label", key.get("name", "Default")),
+        "public": public,
+        "secret": secret,
+        "projectId": int(pid),
+        "isActive": bool(key.get("isActive", True)),
+        "rateLimit": key.get("rateLimit"),
+        "dsn": {
+            "secret": f"{scheme}://{public}:{secret}@{host}/{pid}",
+            "public": f"{scheme}://{public}@{host}/{pid}",
+            "csp": f"{endpoint}/csp-report/?sentry_key={public}",
+            "security": f"{endpoint}/security/?sentry_key={public}",
+            "minidump": f"{endpoint}/minidump/?sentry_key={public}",
+            "nel": f"{endpoint}/nel/?sentry_key={public}",
+            "unreal": f"{endpoint}/unreal/{public}/",
+            "crons": f"{endpoint}/cron/___MONITOR_SLUG___/{public}/",
+            "cdn": f"{base}/js-sdk-loader/{public}.min.js",
+            "playstation": f"{endpoint}/playstation/?sentry_key={public}",
+            "integration": f"{base}/",
+            "otlp_traces": f"{endpoint}/integration/otlp/v1/traces",
+            "otlp_logs": f"{endpoint}/integration/otlp/v1/logs",
+        },
+        "browserSdkVersion": "9.x",
+        "browserSdk": {"choices": [["latest", "latest"], ["9.x", "9.x"], ["8.x", "8.x"], ["7.x", "7.x"]]},
+        "dateCreated": key.get("dateCreated"),
+        "dynamicSdkLoaderOptions": {"hasReplay": True, "hasPerformance": True, "hasDebug": False,
+                                    "hasFeedback": False, "hasLogsAndMetrics": False},
+        "useCase": key.get("useCase", "user"),
+    }
 
 
 def _by_id(objects: list[dict], object_id: str) -> dict:

@@ -10,9 +10,11 @@ the five `X-Sentry-Rate-Limit-*` headers.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from urllib.parse import urlencode
 
 from starlette.datastructures import QueryParams
@@ -20,7 +22,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from paymon.sandbox.sentry.exceptions import (
+    BadRequest,
     ConcurrencyLimited,
+    IngestRejected,
     InternalError,
     InvalidCursor,
     InvalidPerPage,
@@ -48,10 +52,61 @@ class ApiCall:
     organization: dict
     project: dict | None = None
     scopes: frozenset[str] = field(default_factory=frozenset)
+    body: bytes = b""
 
     def values(self, name: str) -> list[str]:
         """A repeatable parameter (`?project=1&project=2`)."""
         return [v for v in self.params.getlist(name) if v != ""]
+
+    def json(self) -> dict:
+        if not self.body.strip():
+            return {}
+        try:
+            value = json.loads(self.body)
+        except ValueError:
+            raise BadRequest("JSON parse error") from None
+        if not isinstance(value, dict):
+            raise BadRequest("Invalid data. Expected a dictionary.")
+        return value
+
+
+@dataclass
+class Table:
+    """A paginated body that is not a bare list (`O/events/`: `{"data": rows, "meta": ...}`)."""
+
+    rows: list
+    meta: dict
+
+    def page(self, rows: list) -> dict:
+        return {"data": rows, "meta": self.meta}
+
+
+_PERIOD = re.compile(r"^(\d+)([smhdw]?)$")
+_PERIOD_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "": 1}
+
+
+def time_range(params: QueryParams, now: float, default_period: str | None) -> tuple[float | None, float | None]:
+    """(start, end) epoch seconds from `statsPeriod` (wins) or `start`/`end` (ISO 8601)."""
+    period = params.get("statsPeriod") or (None if params.get("start") or params.get("end") else default_period)
+    if period:
+        match = _PERIOD.match(period.strip())
+        if not match:
+            raise BadRequest(f"Invalid statsPeriod: {period!r}")
+        return now - int(match.group(1)) * _PERIOD_SECONDS[match.group(2)], now
+    bounds = []
+    for name in ("start", "end"):
+        raw = params.get(name)
+        if not raw:
+            bounds.append(None)
+            continue
+        try:
+            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise BadRequest(f"{name} is not a valid ISO 8601 date") from None
+        bounds.append((moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp())
+    if (bounds[0] is None) != (bounds[1] is None):
+        raise BadRequest("start and end are both required")
+    return bounds[0], bounds[1]
 
 
 def has_scope(granted: frozenset[str], required: tuple[str, ...]) -> bool:
@@ -75,15 +130,16 @@ class SentryResponse:
         caller = request.headers.get("authorization") or (request.client.host if request.client else "-")
         rate = self.backend.enter_rate_limit(caller, endpoint.path)
         status = 500
+        body = await request.body() if endpoint.method in ("PUT", "POST") else b""
         try:
-            response = self._respond(request, endpoint, rate)
+            response = self._respond(request, endpoint, rate, body)
             status = response.status_code
             return response
         finally:
             self.backend.leave_rate_limit(caller, endpoint.path)
             self.backend.record_request(request.method, request.url.path, request.url.query, status)
 
-    def _respond(self, request: Request, endpoint: Endpoint, rate: RateLimitState) -> Response:
+    def _respond(self, request: Request, endpoint: Endpoint, rate: RateLimitState, body: bytes = b"") -> Response:
         headers = rate.headers()
         try:
             injected = self.backend.take_failure(request.method, request.url.path)
@@ -96,7 +152,11 @@ class SentryResponse:
             if endpoint.legacy and self.backend.legacy_removed:
                 raise ResourceDoesNotExist()
             call = self._authorize(request, endpoint)
+            call.body = body
             result = getattr(self, endpoint.handler)(call)
+            if isinstance(result, Response):  # handlers that answer without a body (202/204)
+                result.headers.update(headers)
+                return result
             if endpoint.paginated:
                 page, link = self._paginate(request, endpoint, result)
                 return JSONResponse(page, headers={**headers, "Link": link})
@@ -161,25 +221,31 @@ class SentryResponse:
 
         The world's `page_size` knob caps the page even when the client asks for more, so a small
         value proves a client follows `rel="next"`."""
-        raw = request.query_params.get("per_page")
+        raw = request.query_params.get(endpoint.page_param)
         per_page = endpoint.default_per_page
         if raw is not None:
             try:
                 per_page = int(raw)
             except ValueError:
-                raise SentryAPIError("Invalid per_page parameter.") from None
+                raise BadRequest(f"Invalid {endpoint.page_param} parameter.") from None
             if per_page > MAX_PER_PAGE:
-                raise InvalidPerPage(MAX_PER_PAGE)
+                if endpoint.page_param != "per_page":
+                    per_page = MAX_PER_PAGE  # the issue index clamps `limit` instead of refusing it
+                else:
+                    raise InvalidPerPage(MAX_PER_PAGE)
             if per_page < 1:
-                raise SentryAPIError("Invalid per_page parameter.")
+                raise BadRequest(f"Invalid {endpoint.page_param} parameter.")
         size = max(1, min(per_page, self.backend.page_size))
         offset = _cursor_offset(request.query_params.get("cursor"))
+        table = items if isinstance(items, Table) else None
+        if table is not None:
+            items = table.rows
         page = items[offset:offset + size]
         previous = _Cursor(max(offset - size, 0), is_prev=True, has_results=offset > 0)
         following = _Cursor(offset + size, is_prev=False, has_results=offset + size < len(items))
         base = _link_base(request)
         link = ", ".join([previous.link(base, "previous"), following.link(base, "next")])
-        return page, link
+        return (table.page(page) if table is not None else page), link
 
     # --- handlers: organisation directory --------------------------------------------------------
 
@@ -257,6 +323,78 @@ class SentryResponse:
 
     def get_integration(self, call: ApiCall) -> dict:
         return self.backend.get_integration(call.path_params["integration_id"])
+
+    # --- handlers: project keys, events, issues (sentry-api.md §8) -------------------------------
+
+    def list_project_keys(self, call: ApiCall) -> list:
+        return self.backend.list_project_keys(call.project)
+
+    def get_event(self, call: ApiCall) -> dict:
+        return self.backend.get_event(call.project, call.path_params["event_id"])
+
+    def lookup_event_id(self, call: ApiCall) -> dict:
+        return self.backend.lookup_event(call.path_params["event_id"])
+
+    def list_issues(self, call: ApiCall) -> list:
+        projects = self.backend.resolve_projects(call.values("project"))
+        # Without `query` the endpoint searches `is:unresolved`; `query=` (empty) means everything.
+        query = call.params.get("query")
+        start, end = time_range(call.params, self.backend.hub.clock.now(), "14d")
+        return self.backend.search_issues(projects, "is:unresolved" if query is None else query,
+                                          call.values("environment"), start, end, call.params.get("sort", "date"))
+
+    def _selected_issues(self, call: ApiCall) -> list:
+        projects = self.backend.resolve_projects(call.values("project"))
+        return self.backend.select_issues(projects, call.values("id"), call.params.get("query"),
+                                          call.values("environment"))
+
+    def update_issues(self, call: ApiCall):
+        issues = self._selected_issues(call)
+        if not issues:
+            return Response(status_code=204)
+        return self.backend.update_issues(issues, call.json())
+
+    def delete_issues(self, call: ApiCall):
+        self.backend.delete_issues(self._selected_issues(call))
+        return Response(status_code=204)
+
+    def update_issue(self, call: ApiCall) -> dict:
+        issue = self.backend.get_issue(call.path_params["issue_id"])
+        self.backend.update_issues([issue], call.json())
+        return self.backend.serialize_issue(issue)
+
+    def delete_issue(self, call: ApiCall):
+        self.backend.delete_issues([self.backend.get_issue(call.path_params["issue_id"])])
+        return Response(status_code=202)  # deletion is scheduled, as the server answers
+
+    def list_events(self, call: ApiCall) -> Table:
+        dataset = call.params.get("dataset") or "discover"
+        projects = self.backend.resolve_projects(call.values("project"))
+        start, end = time_range(call.params, self.backend.hub.clock.now(), "14d")
+        try:
+            rows, meta = self.backend.events_table(
+                projects, dataset, call.values("field"), call.params.get("query", ""), call.values("environment"),
+                start, end, call.params.get("sort"))
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        return Table(rows, meta)
+
+    # --- SDK ingestion (Relay) -------------------------------------------------------------------
+
+    async def ingest(self, request: Request, kind: str) -> Response:
+        """`POST /api/{project_id}/envelope/` and `/store/`: 200 `{"id": ...}` or Relay's error."""
+        body = await request.body()
+        status = 500
+        try:
+            result, headers = self.backend.ingest(request.path_params["project_id"], body, request.headers,
+                                                  request.query_params, kind)
+            status = 200
+            return JSONResponse(result, headers=headers)
+        except IngestRejected as error:
+            status = error.status
+            return self._error(error, {})
+        finally:
+            self.backend.record_request(request.method, request.url.path, request.url.query, status)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ class Endpoint:
     paginated: bool = False
     default_per_page: int = 100
     legacy: bool = False  # a deprecated alert endpoint: 404 when the world's legacy_alerts is "removed"
+    method: str = "GET"
+    page_param: str = "per_page"  # the page-size parameter (`O/issues/` calls it `limit`)
 
 
 url_paths: list[Endpoint] = [
@@ -52,6 +54,27 @@ url_paths: list[Endpoint] = [
 ]
 
 
+# Keys, events and issues (sentry-api.md §0, §8). Kept apart from `url_paths`, whose conformance
+# tests/test_conformance.py walks; these are walked and validated by tests/test_sandbox_ingest.py.
+# Scopes as the server's permission classes map them: bulk/single issue PUT needs event:write,
+# DELETE event:admin (OrganizationEventPermission / GroupPermission scope maps).
+EVENT_WRITE = ("event:write", "event:admin")
+event_paths: list[Endpoint] = [
+    Endpoint(f"{P}/keys/", "list_project_keys", ("project:read",), paginated=True),
+    Endpoint(f"{P}/events/{{event_id}}/", "get_event", ("project:read", "event:read")),
+    Endpoint(f"{O}/eventids/{{event_id}}/", "lookup_event_id", ORG_READ),
+    Endpoint(f"{O}/issues/", "list_issues", ("event:read",), paginated=True, page_param="limit"),
+    Endpoint(f"{O}/issues/", "update_issues", EVENT_WRITE, method="PUT"),
+    Endpoint(f"{O}/issues/", "delete_issues", ("event:admin",), method="DELETE"),
+    Endpoint(f"{O}/issues/{{issue_id}}/", "update_issue", EVENT_WRITE, method="PUT"),
+    Endpoint(f"{O}/issues/{{issue_id}}/", "delete_issue", ("event:admin",), method="DELETE"),
+    Endpoint(f"{O}/events/", "list_events", ORG_READ, paginated=True, default_per_page=50),
+]
+
+# SDK ingestion (Relay), authenticated by DSN key rather than bearer token.
+INGEST_PATHS = {"/api/{project_id}/envelope/": "envelope", "/api/{project_id}/store/": "store"}
+
+
 def build_routes(responder) -> list:
     """Starlette routes dispatching every endpoint through `responder.dispatch`."""
     from starlette.routing import Route
@@ -63,7 +86,16 @@ def build_routes(responder) -> list:
         view.__name__ = endpoint.handler
         return view
 
-    routes = [Route(e.path, bind(e), methods=["GET"]) for e in url_paths]
+    routes = [Route(e.path, bind(e), methods=[e.method]) for e in [*url_paths, *event_paths]]
+
+    def bind_ingest(kind: str):
+        async def ingest_view(request):
+            return await responder.ingest(request, kind)
+
+        ingest_view.__name__ = f"ingest_{kind}"
+        return ingest_view
+
+    routes += [Route(path, bind_ingest(kind), methods=["POST"]) for path, kind in INGEST_PATHS.items()]
     # Anything else under /api/0/ is an unknown endpoint: Sentry's catch-all answers 404.
     routes.append(Route("/api/0/{rest:path}", responder.not_found,
                         methods=["GET", "POST", "PUT", "DELETE", "PATCH"]))

@@ -10,6 +10,7 @@ Codes and wording: the method pages on docs.slack.dev and slack-api.md §4.
     ├── ChannelNotFound, NotInChannel, IsArchived
     ├── InvalidCursor, InvalidLimit, InvalidTsOldest, InvalidTsLatest, InvalidTypes
     ├── NoText, InvalidBlocks, TooManyAttachments, MsgTooLong   (chat.postMessage)
+    ├── InvalidJson, JsonNotObject, InvalidFormData   an unreadable body
     ├── UnknownMethod                  HTTP 404
     ├── RateLimited                    HTTP 429 + Retry-After
     └── ServerError                    HTTP 5xx (injected: Slack's own trouble)
@@ -105,6 +106,18 @@ class TooManyAttachments(SlackAPIError):
 
 class MsgTooLong(SlackAPIError):
     error = "msg_too_long"
+
+
+class InvalidFormData(SlackAPIError):
+    error = "invalid_form_data"
+
+
+class InvalidJson(SlackAPIError):
+    error = "invalid_json"
+
+
+class JsonNotObject(SlackAPIError):
+    error = "json_not_object"
 
 
 class UnknownMethod(SlackAPIError):

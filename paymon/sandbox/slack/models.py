@@ -238,6 +238,10 @@ class SlackBackend:
         self.delivery_delay: float = float(knobs["delivery_delay"])
         self.query_string_tokens: bool = bool(knobs["query_string_tokens"])
         self.rate_limits: dict = knobs["rate_limits"]
+        for method, entry in self.rate_limits["methods"].items():
+            if isinstance(entry, str) and entry not in self.rate_limits["tiers"]:
+                raise ValueError(f"slack knobs.rate_limits.methods[{method!r}] names unknown tier {entry!r}; "
+                                 f"expected one of {sorted(self.rate_limits['tiers'])} or {{'limit', 'window'}}")
         self._rng = random.Random(knobs.get("seed", 0))
         self._failures: list[InjectedFailure] = []
         for entry in knobs.get("fail", []):
@@ -656,9 +660,11 @@ def _normalise_block(block: dict, rng: random.Random) -> dict:
     `verbatim: false` / `emoji: true` filled into text objects — so verifiers must not compare
     blocks for equality with what was posted."""
     block = _normalise_text_objects(copy.deepcopy(block))
-    if "block_id" not in block:
-        block["block_id"] = "".join(rng.choice(_BLOCK_ID_ALPHABET) for _ in range(5))
-    return block
+    if "block_id" in block:
+        return block
+    generated = "".join(rng.choice(_BLOCK_ID_ALPHABET) for _ in range(5))
+    # Slack puts block_id right after type when it reads a block back.
+    return {"type": block["type"], "block_id": generated, **{k: v for k, v in block.items() if k != "type"}}
 
 
 def _normalise_text_objects(node):

@@ -1,0 +1,312 @@
+"""The sandbox's Slack answers validate against Slack's published Web API spec.
+
+Every method is called over real HTTP (a running SandboxServer, httpx, the way slack-sdk calls: POST
+form with a Bearer header), in every outcome the emulator produces — each page of every paginated
+success, and each error code (`not_authed`, `invalid_auth`, `missing_scope`, `channel_not_found`,
+`not_in_channel`, `is_archived`, `invalid_cursor`, `invalid_limit`, `no_text`, 429 `ratelimited`,
+an injected 5xx) — and each body is validated against the method's success (`200`) or error
+(`default`) schema of `slack-web-openapi-v2-2021.json`, Swagger 2.0, with Draft 4 as
+slack-api.md §8 prescribes. The spec is first corrected with the shared overlay and LOCAL_PATCHES.
+
+The 2021 spec leaves channel objects and `bot_id` effectively unchecked (tuple-style `items` on
+non-arrays), so channels are also validated against the first alternative of `objs_conversation`,
+and every `bot_id` against `defs_bot_id`.
+
+The spec lives outside the package: `$PAYMON_SHARED` or `<repo>/../shared`. Without it these tests
+fail (never skip): conformance that was not checked must not look green.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+import jsonschema
+import pytest
+
+from paymon.sandbox import server as sandbox_server
+from paymon.sandbox.server import SandboxServer
+from paymon.sandbox.slack import SERVICE, golden_slack_world
+from paymon.sandbox.slack.urls import url_paths
+
+REPO = Path(__file__).resolve().parent.parent
+SPEC = "slack-web-openapi-v2-2021.json"
+PAYMENTS, GENERAL, PRIVATE_OTHER, EXEC = "C07PAYM3NT5", "C07GENERAL1", "C07LEADRSHP", "C07EX3CALRT"
+VERBS = {m.name: ("post" if m.name == "chat.postMessage" else "get") for m in url_paths}
+
+# Spec-vs-Slack differences the shared overlay does not cover yet, in the overlay format.
+_SCOPE_FIELDS = {"needed": {"type": "string"}, "provided": {"type": "string"}}
+LOCAL_PATCHES = [
+    *({"op": "add", "path": f"/paths/~1{method}/{verb}/responses/default/schema/properties/{field}",
+       "value": schema,
+       "why": f"Slack answers missing_scope on {method} with `needed` and `provided` (as on "
+              "conversations.history); this error schema is additionalProperties:false without them."}
+      for method, verb in (("conversations.members", "get"), ("chat.postMessage", "post"))
+      for field, schema in _SCOPE_FIELDS.items()),
+]
+# Channel objects are checked against objs_conversation's first alternative, which is
+# additionalProperties:false yet lacks keys every live channel carries (context_team_id, updated,
+# properties): those are allowed, everything listed keeps its type.
+CHANNEL_EXTRA_KEYS_ALLOWED = True
+
+
+# --- locating and preparing the spec -------------------------------------------------------------
+
+def _shared_dir() -> Path | None:
+    for candidate in (os.environ.get("PAYMON_SHARED"), REPO.parent / "shared"):
+        if candidate and (Path(candidate) / "specs" / SPEC).is_file():
+            return Path(candidate)
+    return None
+
+
+def _tokens(pointer: str) -> list[str]:
+    return [t.replace("~1", "/").replace("~0", "~") for t in pointer.split("/")[1:]]
+
+
+def _resolve(doc, tokens: list[str]):
+    for token in tokens:
+        doc = doc[int(token)] if isinstance(doc, list) else doc[token]
+    return doc
+
+
+def apply_patches(spec: dict, patches: list[dict]) -> None:
+    """RFC 6902 add / replace / remove / move, in place, in order (what the overlays use)."""
+    for patch in patches:
+        tokens = _tokens(patch["path"])
+        parent, last = _resolve(spec, tokens[:-1]), tokens[-1]
+        op = patch["op"]
+        if op == "add":
+            parent[last] = copy.deepcopy(patch["value"])
+        elif op == "replace":
+            if last not in parent:
+                raise KeyError(f"replace of missing {patch['path']}")
+            parent[last] = copy.deepcopy(patch["value"])
+        elif op == "remove":
+            del parent[last]
+        elif op == "move":
+            source = _tokens(patch["from"])
+            parent[last] = _resolve(spec, source[:-1]).pop(source[-1])
+        else:
+            raise ValueError(f"unsupported overlay op {op!r}")
+
+
+class SlackSpec:
+    def __init__(self, shared: Path):
+        self.spec = json.loads((shared / "specs" / SPEC).read_text())
+        overlay = shared / "reference" / "spec-overlays" / SPEC.replace(".json", ".overlay.json")
+        if not overlay.is_file():
+            raise FileNotFoundError(overlay)
+        apply_patches(self.spec, json.loads(overlay.read_text())["patches"])
+        apply_patches(self.spec, LOCAL_PATCHES)
+        self._validators: dict[str, jsonschema.Draft4Validator] = {}
+
+    def validator(self, pointer: str) -> jsonschema.Draft4Validator:
+        if pointer not in self._validators:
+            root = dict(self.spec)
+            root["$ref"] = "#" + pointer  # Draft 4: the $ref replaces its siblings, the rest stays resolvable
+            self._validators[pointer] = jsonschema.Draft4Validator(root)
+        return self._validators[pointer]
+
+    def channel_validator(self) -> jsonschema.Draft4Validator:
+        key = "#channel"
+        if key not in self._validators:
+            schema = copy.deepcopy(self.spec["definitions"]["objs_conversation"]["items"][0])
+            schema["additionalProperties"] = CHANNEL_EXTRA_KEYS_ALLOWED
+            self._validators[key] = jsonschema.Draft4Validator({**self.spec, **schema})
+        return self._validators[key]
+
+    def errors(self, method: str, status: str, body) -> list[str]:
+        pointer = f"/paths/~1{method}/{VERBS[method]}/responses/{status}/schema"
+        found = sorted(self.validator(pointer).iter_errors(body), key=lambda e: list(e.absolute_path))
+        problems = [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message[:200]}" for e in found]
+        problems += self._unchecked_by_the_spec(body)
+        return problems
+
+    def _unchecked_by_the_spec(self, body) -> list[str]:
+        problems = []
+        channels = body.get("channels", []) + ([body["channel"]] if isinstance(body.get("channel"), dict) else [])
+        for channel in channels:
+            problems += [f"channel {channel.get('id')}: {e.message[:200]}"
+                         for e in self.channel_validator().iter_errors(channel)]
+        bot_ids = self.validator("/definitions/defs_bot_id")
+        messages = body.get("messages", []) + ([body["message"]] if "message" in body else [])
+        for message in messages:
+            if "bot_id" in message:
+                problems += [f"message {message['ts']} bot_id: {e.message}"
+                             for e in bot_ids.iter_errors(message["bot_id"])]
+        if "bot_id" in body:
+            problems += [f"bot_id: {e.message}" for e in bot_ids.iter_errors(body["bot_id"])]
+        return problems
+
+
+@pytest.fixture(scope="module")
+def slack_spec():
+    """Loaded once; a string (the reason) when shared/ is missing, so the tests fail."""
+    shared = _shared_dir()
+    if shared is None:
+        return (f"Slack Web API spec not found: set PAYMON_SHARED to the shared/ directory holding "
+                f"specs/{SPEC} (looked in $PAYMON_SHARED and {REPO.parent / 'shared'})")
+    return SlackSpec(shared)
+
+
+def _require(slack_spec) -> SlackSpec:
+    if isinstance(slack_spec, str):
+        pytest.fail(slack_spec, pytrace=False)
+    return slack_spec
+
+
+# --- the calls -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def answers():
+    """(method, HTTP status, body, label) for every outcome, from one frozen-clock sandbox."""
+    world = {"slack": golden_slack_world()}
+    world["slack"]["knobs"]["page_size"] = 2  # every page of every list gets validated
+    world["slack"]["knobs"]["rate_limits"]["tiers"]["tier4"] = 1000
+    collected: list[tuple[str, int, dict, str]] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sandbox_server.SERVICES, "slack", SERVICE)
+        with SandboxServer(world) as server, httpx.Client(timeout=10) as http:
+            server.clock.freeze()
+            backend = server.backend("slack")
+            reader, sentry = backend.default_token, backend.token_for("sentry")
+            base = f"{server.base_url}/slack/api/"
+
+            def call(method: str, label: str, token: str | None = reader, **arguments) -> dict:
+                headers = {"Authorization": f"Bearer {token}"} if token else {}
+                response = http.post(base + method, data=arguments, headers=headers)
+                collected.append((method, response.status_code, response.json(), label))
+                return response.json()
+
+            def walk(method: str, label: str, **arguments) -> None:
+                cursor = ""
+                for _ in range(50):
+                    body = call(method, f"{label} page", **arguments, **({"cursor": cursor} if cursor else {}))
+                    cursor = (body.get("response_metadata") or {}).get("next_cursor", "")
+                    if not cursor:
+                        return
+                raise AssertionError(f"{method} pagination does not end")
+
+            # Successes: Sentry posts first (issue alert with blocks, metric alert with attachments,
+            # a broadcast thread reply), so history pages hold every message shape the sandbox makes.
+            shared = _shared_dir()
+            example = shared / "reference" / "slack-examples" / "chat.postMessage.request-from-sentry.json" \
+                if shared else None
+            issue = json.loads(example.read_text()) if example and example.is_file() else {"text": "issue alert"}
+            issue = {**issue, "channel": PAYMENTS}
+            posted = call("chat.postMessage", "Sentry issue alert", sentry, **{k: str(v) for k, v in issue.items()})
+            server.clock.advance(1)
+            call("chat.postMessage", "Sentry metric alert", sentry, channel=PAYMENTS,
+                 text="<https://x|*Critical: Payment Failure Rate Spike*>",
+                 attachments=json.dumps([{"color": "#FA4747", "blocks": [
+                     {"type": "section", "text": {"type": "mrkdwn", "text": "12 events in the last 5 minutes"}}]}]))
+            server.clock.advance(1)
+            call("chat.postMessage", "broadcast reply", sentry, channel=PAYMENTS, text="again",
+                 thread_ts=posted["ts"], reply_broadcast="true")
+            backend.post_message(PAYMENTS, {"text": "delivered later"}, visible_at=server.clock.now() + 3)
+            server.clock.advance(5)
+            call("auth.test", "reader")
+            call("auth.test", "sentry", sentry)
+            for types in ("public_channel", "public_channel,private_channel"):
+                walk("conversations.list", types, types=types)
+            walk("conversations.list", "exclude_archived", exclude_archived="true")
+            for channel in golden_slack_world()["members"]:
+                if channel != PRIVATE_OTHER:
+                    call("conversations.info", f"info {channel}", channel=channel, include_num_members="true")
+                    walk("conversations.members", f"members {channel}", channel=channel)
+            call("conversations.info", "info without counts", channel=PAYMENTS)
+            for channel in ("C07PAYM3NT5", "C07S3CUR1TY", "C07EX3CALRT", "C07PAYENGPR", "C06OLDALRTS"):
+                walk("conversations.history", f"history {channel}", channel=channel)
+            call("conversations.history", "empty window", channel=PAYMENTS, oldest=f"{server.clock.now():.6f}")
+            call("conversations.history", "inclusive window", channel=PAYMENTS, oldest=posted["ts"],
+                 latest=posted["ts"], inclusive="true")
+
+            # Errors.
+            for method in VERBS:
+                call(method, "no token", None, channel=PAYMENTS, text="x")
+                call(method, "unknown token", "sandbox-slack-nope", channel=PAYMENTS, text="x")
+            call("conversations.info", "unknown channel", channel="C07NOTHERE1")
+            call("conversations.members", "foreign private channel", channel=PRIVATE_OTHER)
+            call("conversations.history", "not a member", channel=GENERAL)
+            call("conversations.history", "bad oldest", channel=PAYMENTS, oldest="soon")
+            call("conversations.list", "bad cursor", cursor="bm9wZQ==")
+            call("conversations.members", "bad cursor", channel=PAYMENTS, cursor="bm9wZQ==")
+            call("conversations.history", "bad cursor", channel=PAYMENTS, cursor="bm9wZQ==")
+            call("conversations.members", "bad limit", channel=PAYMENTS, limit="lots")
+            call("conversations.list", "bad types", types="public_channel,dm")
+            call("chat.postMessage", "reader lacks chat:write", channel=PAYMENTS, text="x")
+            server.clock.advance(1)
+            call("chat.postMessage", "no text", sentry, channel=PAYMENTS)
+            server.clock.advance(1)
+            call("chat.postMessage", "unknown channel", sentry, channel="#nowhere", text="x")
+            backend.archive(EXEC)
+            call("chat.postMessage", "archived", sentry, channel=EXEC, text="x")
+            call("chat.postMessage", "per-channel limit", sentry, channel=PAYMENTS, text="x")
+            backend.tokens[0]["scopes"] = ["channels:read"]
+            call("conversations.history", "missing channels:history", channel=PAYMENTS)
+            call("conversations.list", "missing groups:read", types="private_channel")
+            backend.tokens[0]["scopes"] = []
+            call("conversations.members", "missing channels:read", channel=PAYMENTS)
+            call("conversations.info", "missing channels:read", channel=PAYMENTS)
+            for method in VERBS:
+                backend.inject_failure(429, method=method.replace(".", r"\."), retry_after=30)
+                call(method, "injected 429", sentry, channel=PAYMENTS, text="x")
+                backend.inject_failure(503, method=method.replace(".", r"\."))
+                call(method, "injected 503", sentry, channel=PAYMENTS, text="x")
+    return collected
+
+
+def test_every_answer_matches_the_spec(answers, slack_spec):
+    spec = _require(slack_spec)
+    problems = []
+    for method, status, body, label in answers:
+        schema = "200" if body.get("ok") is True else "default"
+        if schema == "200" and status != 200:
+            problems.append(f"{method} [{label}]: ok:true with HTTP {status}")
+        problems += [f"{method} [{label}] vs {schema}: {e}" for e in spec.errors(method, schema, body)[:5]]
+    assert not problems, f"{len(problems)} conformance problems:\n" + "\n".join(problems)
+
+
+def test_every_method_was_checked_in_success_and_in_error(answers):
+    outcomes = defaultdict(set)
+    for method, status, body, _label in answers:
+        outcomes[method].add(body.get("error", "ok"))
+    assert set(outcomes) == set(VERBS)
+    for method, seen in outcomes.items():
+        assert {"ok", "not_authed", "invalid_auth", "ratelimited", "service_unavailable"} <= seen, (method, seen)
+    errors = set().union(*outcomes.values())
+    assert {"missing_scope", "channel_not_found", "not_in_channel", "is_archived", "invalid_cursor",
+            "invalid_limit", "invalid_ts_oldest", "invalid_types", "no_text"} <= errors
+
+
+def test_errors_are_http_200_except_rate_limits_and_server_trouble(answers):
+    for method, status, body, label in answers:
+        expected = {"ratelimited": 429, "service_unavailable": 503}.get(body.get("error"), 200)
+        assert status == expected, (method, label, status, body)
+
+
+def test_validation_bites(slack_spec):
+    """The corrected spec still refuses what Slack never sends (so green means something)."""
+    spec = _require(slack_spec)
+    good = {"ok": True, "messages": [{"type": "message", "text": "x", "ts": "1795716243.512389"}], "has_more": False}
+    assert spec.errors("conversations.history", "200", good) == []
+    assert spec.errors("conversations.history", "200", {**good, "messages": [{"type": "message", "text": "x",
+                                                                               "ts": "1795716243.5"}]})
+    assert spec.errors("conversations.history", "200", {"ok": True, "messages": []})  # has_more missing
+    assert spec.errors("conversations.history", "200", {"ok": True, "messages": [], "has_more": False,
+                                                        "bot_id": "X1"})
+    assert spec.errors("conversations.info", "200", {"ok": True, "channel": {"id": "C07PAYM3NT5"}})
+    assert spec.errors("auth.test", "default", {"ok": True, "error": "invalid_auth"})
+
+
+def test_overlay_ops():
+    doc = {"a": {"b": 1}, "c": {}}
+    apply_patches(doc, [{"op": "add", "path": "/c/d", "value": 2}, {"op": "replace", "path": "/a/b", "value": 3},
+                        {"op": "move", "from": "/a/b", "path": "/c/e"}, {"op": "remove", "path": "/c/d"}])
+    assert doc == {"a": {}, "c": {"e": 3}}
+    with pytest.raises(KeyError):
+        apply_patches(doc, [{"op": "replace", "path": "/a/zzz", "value": 1}])

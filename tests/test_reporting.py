@@ -1,0 +1,317 @@
+"""The users' side of a run: the one-screen verdict and exit codes, the Allure results (labels,
+links, attachments, environment.properties, categories.json), no secret in any file, and
+`paymon report`.
+
+The suite runs in a subprocess the way users run it. It runs the config checks (the modules in
+CONFIG_CHECKS), which judge the sandbox's Sentry setup alone: enough to exercise every verdict
+and every file, and independent of the delivery checks' own machinery.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from paymon.rules.compare import Finding
+from paymon.reporting import findings, guide, verdict
+from paymon.reporting.allure_report import ReportPaths, ReportToolMissing, allure_command, build_report, record_run
+from paymon.reporting.results_files import CATEGORIES, categories_json, environment_properties
+from paymon.reporting.secrets import known_secrets, scrub, scrub_files
+from paymon.reporting.weekly import render_weekly
+from paymon.sandbox.faults import apply_fault
+from paymon.sandbox.world import golden_world
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIG_CHECKS = [
+    "checks/test_alert_rules.py",
+    "checks/test_performance_alerts.py",
+    "checks/test_dashboard.py",
+    "checks/test_cron.py",
+    "checks/test_integrations.py",
+]
+RUNBOOK = "https://gitlab.com/towerofbabel/payments/-/blob/main/docs/payment-monitoring.md"
+
+# Values shaped like the real thing, so a leak would be obvious; the routing key doubles as the
+# organisation slug so that it really flows into URLs, messages and environment.properties.
+SECRETS = {
+    "SENTRY_AUTH_TOKEN": "sntryu_5f0c1e2d3b4a59687766554433221100aabbccddeeff",
+    "SLACK_BOT_TOKEN": "xoxb-1111111111-2222222222-SlackSecretValue",
+    "PAGERDUTY_API_TOKEN": "u+PdApiTokenSecret_Zz9",
+    "PAGERDUTY_ROUTING_KEY": "R0utingKeySecret0123456789abcdef",
+    "SENTRY_DSN": "https://d5nPublicKeySecret42@o1.ingest.sentry.io/4242",
+    "LEMONSQUEEZY_WEBHOOK_SECRET": "whsec-LemonSqueezySecret",
+}
+
+
+# --- running the suite --------------------------------------------------------------------------------
+
+
+def _results(alluredir: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in alluredir.glob("*-result.json")]
+
+
+def _labels(result: dict, name: str) -> list[str]:
+    return [label["value"] for label in result["labels"] if label["name"] == name]
+
+
+def _by_name(results: list[dict], name: str) -> dict:
+    return next(r for r in results if r["name"] == name)
+
+
+@pytest.fixture
+def suite(run_suite, tmp_path):
+    """Run the config checks; returns (run, allure results dir, verdict.json contents)."""
+
+    def run(*args: str, **kwargs):
+        alluredir = tmp_path / f"allure-{len(list(tmp_path.iterdir()))}"
+        result = run_suite(*CONFIG_CHECKS, f"--alluredir={alluredir}", *args, **kwargs)
+        verdict_file = tmp_path / "verdict.json"
+        return result, alluredir, json.loads(verdict_file.read_text()) if verdict_file.exists() else None
+
+    return run
+
+
+def test_golden_sandbox_passes_with_exit_0_and_labelled_results(suite):
+    run, alluredir, summary = suite()
+    assert run.returncode == 0, run.output
+    assert "paymon verdict: the guide's criteria" in run.output
+    assert re.search(r"^PASS\s+All 6 Sentry alert rules configured \(\d+ checks\)$", run.output, re.M)
+    assert re.search(r"^\d+ criteria: \d+ pass -> exit 0 \(all criteria hold\)$", run.output, re.M)
+    assert summary["exit_code"] == 0 and {c["status"] for c in summary["criteria"]} == {"pass"}
+
+    results = _results(alluredir)
+    alert = _by_name(results, "test_alert_configured[Test Mode Detected in Production]")
+    assert _labels(alert, "epic") == ["Pre-Deployment"]
+    assert _labels(alert, "feature") == ["§1 Sentry Alert Rules Configuration"]
+    assert _labels(alert, "story") == ["All 6 Sentry alert rules configured"]
+    assert _labels(alert, "severity") == ["blocker"]  # fatal
+    assert {"type": "link", "url": f"{RUNBOOK}#test-mode-in-production",
+            "name": "Runbook: test-mode-in-production"} in alert["links"]
+    high = _by_name(results, "test_alert_semantics[Payment Failure Rate Spike]")
+    assert _labels(high, "severity") == ["critical"]
+    routing = _by_name(results, "test_alert_severity_routing[Webhook Processing Failure]")
+    assert _labels(routing, "feature") == ["§3 Slack Integration Setup"]
+    cron = _by_name(results, "test_reconciliation_monitor")
+    assert _labels(cron, "epic") == ["Post-Deployment"]
+
+    properties = dict(line.split("=", 1) for line in (alluredir / "environment.properties").read_text().splitlines())
+    assert properties["target"] == "sandbox"
+    assert properties["org"] == "towerofbabel" and properties["project"] == "towerofbabel-web"
+    assert re.fullmatch(r"[0-9a-f]{40}|unknown", properties["commit"])
+    assert properties["paymon.version"]
+    names = [c["name"] for c in json.loads((alluredir / "categories.json").read_text())]
+    assert names == ["Could not check", "Delivery failure", "Security", "Latency budget", "Config drift"]
+
+
+def test_commit_comes_from_ci_when_set(suite):
+    run, alluredir, _ = suite("-k", "cron", env={"CI_COMMIT_SHA": "c0ffee" * 6 + "abcd"})
+    assert "commit=" + "c0ffee" * 6 + "abcd" in (alluredir / "environment.properties").read_text()
+
+
+def test_one_fault_fails_its_criterion_with_exit_1_and_a_config_diff(suite):
+    run, alluredir, summary = suite(world=apply_fault(golden_world("workflow"), "threshold"))
+    assert run.returncode == 1, run.output
+    assert re.search(r"^FAIL\s+All 6 Sentry alert rules configured \(1 of \d+ checks\)$", run.output, re.M)
+    assert re.search(r"^\s+Payment Failure Rate Spike: threshold expected 10, actual 20", run.output, re.M)
+    assert re.search(r"^PASS\s+Performance monitoring enabled for payment endpoints", run.output, re.M)
+    assert "-> exit 1 (a criterion failed)" in run.output
+    failed = [c for c in summary["criteria"] if c["status"] == "fail"]
+    assert [c["criterion"] for c in failed] == ["All 6 Sentry alert rules configured"]
+
+    result = _by_name(_results(alluredir), "test_alert_configured[Payment Failure Rate Spike]")
+    assert result["status"] == "failed"
+    (attachment,) = result["attachments"]
+    assert attachment["type"] == "text/csv"
+    table = (alluredir / attachment["source"]).read_text().splitlines()
+    assert table[0] == "alert,field,expected,actual,where,hint"
+    assert table[1].startswith("Payment Failure Rate Spike,threshold,10,20,")
+    # The failure lands in "Config drift", the way Allure 2 matches (whole message, Java regex).
+    assert _category_of(result["statusDetails"]["message"]) == "Config drift"
+
+
+def test_could_not_check_gives_exit_3_under_xdist(suite):
+    run, alluredir, summary = suite("--target=live", "-n", "2")
+    assert run.returncode == 3, run.output
+    assert re.search(r"^COULD NOT CHECK\s+All 6 Sentry alert rules configured", run.output, re.M)
+    assert re.search(r"^\s+could not check: SENTRY_AUTH_TOKEN is not set", run.output, re.M)
+    assert "-> exit 3 (could not check every criterion)" in run.output
+    assert {c["status"] for c in summary["criteria"]} == {"could not check"}
+    results = _results(alluredir)
+    assert results and all(_labels(r, "verdict") == ["could not check"] for r in results)
+    assert _category_of(results[0]["statusDetails"]["message"]) == "Could not check"
+    assert "target=live" in (alluredir / "environment.properties").read_text()
+
+
+def test_no_secret_reaches_any_file_or_the_terminal(suite, tmp_path):
+    # Sentry unreachable: every check "could not check", with the organisation (= a secret) in
+    # each message's URL and in environment.properties.
+    env = {**SECRETS, "SENTRY_BASE_URL": "http://127.0.0.1:9", "SENTRY_ORG": SECRETS["PAGERDUTY_ROUTING_KEY"]}
+    run, alluredir, _ = suite("--target=live", "--api-deadline=1", "-k", "cron or integration", env=env)
+    assert run.returncode == 3, run.output
+    assert "[redacted]" in (alluredir / "environment.properties").read_text()
+    leaks = [(path, name) for path in tmp_path.rglob("*") if path.is_file() and "world" not in path.name
+             for name, value in SECRETS.items() if value in path.read_text(errors="replace")]
+    assert not leaks
+    assert not [name for name, value in SECRETS.items() if value in run.output], run.output
+
+
+def _category_of(message: str) -> str | None:
+    """The first category whose messageRegex matches the whole message (Allure 2 semantics)."""
+    return next((c["name"] for c in categories_json() if re.fullmatch(c["messageRegex"], message)), None)
+
+
+# --- the pieces -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("finding", [
+    Finding("Webhook Processing Failure", "window", "600s", "900s", source="detector 5801004 + workflow 9301001"),
+    Finding("Payment Failure Rate Spike", "actions", "[email team:on-call, slack #payments-alerts]",
+            "[slack #payments-alerts]", source="metric alert 7", hint="missing email team:on-call"),
+    Finding("Checkout p95 Latency (/api/checkout/pro)", "critical threshold", "1000", "none"),
+])
+def test_config_diff_rows_round_trip_finding_lines(finding):
+    (row,) = findings.parse_rows(f"summary line\n  - {finding.line()}")
+    assert (row.alert, row.field, row.expected) == (finding.alert, finding.field, str(finding.expected))
+    assert (row.actual, row.where, row.hint) == (str(finding.actual), finding.source, finding.hint)
+
+
+def test_verdict_precedence_and_exit_codes():
+    def checks(*statuses):
+        return [verdict.CheckResult(f"t{n}", "C", s, f"reason {s}") for n, s in enumerate(statuses)]
+
+    assert verdict.exit_code(verdict.judge(checks("pass", "warning"))) == 0
+    assert verdict.exit_code(verdict.judge(checks("pass", "could not check"))) == 3
+    (judged,) = verdict.judge(checks("could not check", "fail", "pass"))
+    assert (judged.status, judged.reason, judged.counted) == ("fail", "reason fail", "1 of 3 checks")
+    assert verdict.exit_code([judged]) == 1
+    assert verdict.first_reason("X: 1 mismatch (window)\n  - X: window expected 1, actual 2") == \
+        "X: window expected 1, actual 2"
+    assert verdict.first_reason("Failed: could not check: no token") == "could not check: no token"
+
+
+def test_guide_placement_and_severity():
+    assert guide.placement("Sentry Slack integration configured").feature == "§3 Slack Integration Setup"
+    unknown = guide.placement("Something new", "§5 PagerDuty: the service")
+    assert (unknown.epic, unknown.feature) == ("Pre-Deployment", "§5 PagerDuty Integration")
+    assert [guide.alert_severity(s) for s in ("fatal", "critical", "high", "error", "medium", "low")] == \
+        ["blocker", "blocker", "critical", "normal", "minor", "trivial"]
+
+
+@pytest.mark.parametrize("message, category", [
+    ("Failed: could not check: SENTRY_AUTH_TOKEN is not set", "Could not check"),
+    ("Failed: Slack delivery: test event m-1 not in #payments-alerts within 60s", "Delivery failure"),
+    ("Failed: Webhook Signature Verification Failure Spike: 1 mismatch (enabled)\n  - x", "Security"),
+    ("Failed: Checkout p95 Latency (/api/checkout/pro): 1 mismatch (critical threshold)\n  - y", "Latency budget"),
+    ("Failed: Payment Failure Rate Spike: 1 mismatch (threshold)\n  - P: threshold expected 10, actual 20", "Config drift"),
+])
+def test_categories_sort_failures_by_kind(message, category):
+    assert _category_of(message) == category
+    # Allure 3 tests the same patterns with JavaScript's RegExp.test: no inline flags allowed.
+    assert all("(?s" not in c.message_regex and "(?i" not in c.message_regex for c in CATEGORIES)
+
+
+def test_scrub_catches_escaped_spellings_and_the_dsn_key(tmp_path):
+    env = {"SLACK_BOT_TOKEN": 'xoxb-with"quote/slash', "SENTRY_DSN": SECRETS["SENTRY_DSN"]}
+    assert "xoxb" not in scrub(json.dumps({"m": 'xoxb-with"quote/slash'}), env)
+    assert "d5nPublicKeySecret42" not in scrub("key d5nPublicKeySecret42 leaked", env)
+    assert "d5nPublicKeySecret42" in known_secrets(env)
+    assert scrub("no secret here", {}) == "no secret here"
+    leaked = tmp_path / "r" / "x-result.json"
+    leaked.parent.mkdir()
+    leaked.write_text(json.dumps({"message": 'token xoxb-with"quote/slash'}))
+    assert scrub_files([tmp_path / "r"], env) == [leaked]
+    assert "xoxb" not in leaked.read_text()
+
+
+def test_environment_properties_are_one_line_each_and_scrubbed(monkeypatch):
+    monkeypatch.setenv("PAGERDUTY_API_TOKEN", "pd-secret-value")
+    text = environment_properties({"a": "x\ny", "b": "uses pd-secret-value"})
+    assert text == "a=x\\ny\nb=uses [redacted]\n"
+
+
+def test_selftest_runs_write_under_reports_selftest():
+    from fixtures.reporting import _redirect_selftest_outputs
+
+    def config(*args):
+        option = SimpleNamespace(allure_report_dir="reports/allure-results", xmlpath="reports/junit.xml")
+        return SimpleNamespace(rootpath=REPO, args=list(args), invocation_params=SimpleNamespace(dir=REPO),
+                               option=option)
+
+    own = config("tests", "tests/test_query.py::test_x")
+    _redirect_selftest_outputs(own)
+    assert (own.option.allure_report_dir, own.option.xmlpath) == \
+        ("reports/selftest/allure-results", "reports/selftest/junit.xml")
+    for args in [("checks",), ("tests", "checks")]:
+        mixed = config(*args)
+        _redirect_selftest_outputs(mixed)
+        assert mixed.option.allure_report_dir == "reports/allure-results"
+
+
+# --- paymon report ---------------------------------------------------------------------------------------
+
+
+def test_report_fails_with_one_line_without_node(tmp_path):
+    with pytest.raises(ReportToolMissing, match="npm install -g allure"):
+        allure_command(which=lambda name: None)
+    (tmp_path / "allure-results").mkdir()
+    (tmp_path / "allure-results" / "1-result.json").write_text("{}")
+    done = subprocess.run([sys.executable, "-m", "paymon.cli", "report", "--reports", str(tmp_path)],
+                          env={"PATH": str(tmp_path / "nothing-here")}, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stdout == "" and len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.startswith("paymon: paymon report needs Allure Report 3")
+
+
+def test_allure2_on_path_is_passed_over_for_npx():
+    def run(cmd, **kwargs):
+        return subprocess.CompletedProcess(cmd, 0, stdout="2.32.0\n", stderr="")
+
+    command = allure_command(which=lambda name: f"/usr/bin/{name}", run=run)
+    assert command == ["/usr/bin/npx", "--yes", "allure@3"]
+
+
+def test_report_generates_with_history_and_records_the_run(tmp_path):
+    reports = tmp_path / "reports"
+    (reports / "allure-results").mkdir(parents=True)
+    (reports / "allure-results" / "1-result.json").write_text("{}")
+    (reports / "verdict.json").write_text(json.dumps({"started": 1.0, "exit_code": 0, "criteria": []}))
+    paths = ReportPaths.under(reports)
+    calls = []
+
+    def fake_allure(cmd, **kwargs):
+        calls.append(cmd)
+        config = json.loads(Path(cmd[cmd.index("--config") + 1]).read_text())
+        Path(config["historyPath"]).write_text('{"uuid": "run-1"}\n')  # what Allure 3 appends
+        output = Path(cmd[cmd.index("--output") + 1])
+        output.mkdir(parents=True)
+        (output / "index.html").write_text("<html></html>")
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    assert record_run(paths) and not record_run(paths)  # a run is recorded once
+    index = build_report(paths, command=["allure"], run=fake_allure)
+    (cmd,) = calls
+    assert cmd[:3] == ["allure", "generate", str(paths.results)]
+    config = json.loads((reports / "allurerc.json").read_text())
+    assert config["historyPath"] == str(paths.history.resolve())
+    assert [r["name"] for r in config["categories"]["rules"]][0] == "Could not check"
+    assert index.exists() and (paths.output / "history.jsonl").read_text() == '{"uuid": "run-1"}\n'
+
+
+def test_weekly_page_summarises_stored_runs():
+    day = 24 * 3600
+    runs = [
+        {"started": 10 * day, "exit_code": 1, "criteria": [
+            {"criterion": "All 6 Sentry alert rules configured", "status": "fail", "reason": "X: window expected 1, actual 2"}]},
+        {"started": 11 * day, "exit_code": 0, "criteria": [
+            {"criterion": "All 6 Sentry alert rules configured", "status": "pass", "reason": ""}]},
+        {"started": 1 * day, "exit_code": 3, "criteria": []},  # older than a week: left out
+    ]
+    page = render_weekly(runs)
+    assert "2 runs: 1 fail, 1 pass" in page
+    assert "X: window expected 1, actual 2 (1x)" in page and "<svg" in page and "1/2" in page
