@@ -13,13 +13,12 @@ tests fail (never skip): conformance that was not checked must not look green.
 
 from __future__ import annotations
 
-import copy
 import json
-import os
 import re
 from pathlib import Path
 
 import httpx
+from openapi_support import apply_patches, shared_dir, to_jsonschema
 import jsonschema
 import pytest
 
@@ -55,87 +54,7 @@ PREBUILT_DASHBOARD_ID = "default-overview"
 # --- locating and preparing the specs ------------------------------------------------------------
 
 def _shared_dir() -> Path | None:
-    candidates = [os.environ.get("PAYMON_SHARED"), REPO.parent / "shared"]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "specs" / SPEC_08).is_file():
-            return Path(candidate)
-    return None
-
-
-def _unescape(token: str) -> str:
-    return token.replace("~1", "/").replace("~0", "~")
-
-
-def _parent(doc, pointer: str):
-    tokens = [_unescape(t) for t in pointer.split("/")[1:]]
-    node = doc
-    for token in tokens[:-1]:
-        node = node[int(token)] if isinstance(node, list) else node[token]
-    return node, tokens[-1]
-
-
-def _get(doc, pointer: str):
-    parent, last = _parent(doc, pointer)
-    return parent[int(last)] if isinstance(parent, list) else parent[last]
-
-
-def _remove(doc, pointer: str):
-    parent, last = _parent(doc, pointer)
-    return parent.pop(int(last)) if isinstance(parent, list) else parent.pop(last)
-
-
-def _add(doc, pointer: str, value) -> None:
-    parent, last = _parent(doc, pointer)
-    if isinstance(parent, list):
-        parent.insert(len(parent) if last == "-" else int(last), value)
-    else:
-        parent[last] = value
-
-
-def apply_patches(spec: dict, patches: list[dict]) -> None:
-    """RFC 6902 add/replace/remove/move/copy/test, in place, in order."""
-    for patch in patches:
-        op, path = patch["op"], patch["path"]
-        if op == "add":
-            _add(spec, path, copy.deepcopy(patch["value"]))
-        elif op == "replace":
-            parent, last = _parent(spec, path)
-            if isinstance(parent, list):
-                parent[int(last)] = copy.deepcopy(patch["value"])
-            else:
-                if last not in parent:
-                    raise KeyError(f"replace of missing {path}")
-                parent[last] = copy.deepcopy(patch["value"])
-        elif op == "remove":
-            _remove(spec, path)
-        elif op == "move":
-            _add(spec, path, _remove(spec, patch["from"]))
-        elif op == "copy":
-            _add(spec, path, copy.deepcopy(_get(spec, patch["from"])))
-        elif op == "test":
-            if _get(spec, path) != patch["value"]:
-                raise ValueError(f"overlay test failed at {path}")
-        else:
-            raise ValueError(f"unsupported overlay op {op!r}")
-
-
-def to_jsonschema(node):
-    """OpenAPI 3.0 schema -> JSON Schema draft 7 (`nullable` becomes a null-able type)."""
-    if isinstance(node, list):
-        return [to_jsonschema(n) for n in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: to_jsonschema(v) for k, v in node.items()
-           if k not in ("nullable", "discriminator", "example", "xml", "externalDocs")}
-    if node.get("nullable"):
-        if "type" in out:
-            types = out["type"] if isinstance(out["type"], list) else [out["type"]]
-            out["type"] = list(dict.fromkeys(types + ["null"]))
-            if "enum" in out and None not in out["enum"]:
-                out["enum"] = out["enum"] + [None]
-        else:
-            out = {"anyOf": [out, {"type": "null"}]}
-    return out
+    return shared_dir(SPEC_08)
 
 
 class SpecBook:
@@ -166,10 +85,13 @@ class SpecBook:
 
 
 def _has_pointer(doc, pointer: str) -> bool:
+    """Whether the parent of `pointer` exists (LOCAL_PATCHES apply where the schema is inlined)."""
+    import jsonpointer
+
     try:
-        _parent(doc, pointer)
+        jsonpointer.resolve_pointer(doc, pointer.rsplit("/", 1)[0])
         return True
-    except (KeyError, IndexError, ValueError):
+    except jsonpointer.JsonPointerException:
         return False
 
 

@@ -17,14 +17,13 @@ tests fail (never skip): conformance that was not checked must not look green.
 
 from __future__ import annotations
 
-import copy
 import json
-import os
 from pathlib import Path
 
 import httpx
 import jsonschema
 import pytest
+from openapi_support import apply_patches, shared_dir, to_jsonschema
 
 from paymon.sandbox import server as sandbox_server
 from paymon.sandbox.pagerduty import SERVICE, golden_pagerduty_world
@@ -57,10 +56,7 @@ LOCAL_PATCHES = [
 
 
 def _shared_dir() -> Path | None:
-    for candidate in (os.environ.get("PAYMON_SHARED"), REPO.parent / "shared"):
-        if candidate and (Path(candidate) / "specs" / REST_SPEC).is_file():
-            return Path(candidate)
-    return None
+    return shared_dir(REST_SPEC)
 
 
 def _pointer(*parts: str) -> str:
@@ -75,41 +71,7 @@ def _resolve(doc, pointer: str):
     return node
 
 
-def apply_overlay(spec: dict, patches: list[dict]) -> None:
-    """The RFC 6902 subset the overlays use (add / replace / remove / move), in place."""
-    for patch in patches:
-        parent_pointer, _, last = patch["path"].rpartition("/")
-        last = last.replace("~1", "/").replace("~0", "~")
-        parent = _resolve(spec, parent_pointer) if parent_pointer else spec
-        if patch["op"] in ("add", "replace"):
-            if patch["op"] == "replace" and last not in parent:
-                raise KeyError(f"overlay replace of missing {patch['path']}")
-            parent[last] = copy.deepcopy(patch["value"])
-        elif patch["op"] == "remove":
-            del parent[last]
-        elif patch["op"] == "move":
-            source_parent, _, source_last = patch["from"].rpartition("/")
-            parent[last] = _resolve(spec, source_parent).pop(source_last.replace("~1", "/").replace("~0", "~"))
-        else:
-            raise ValueError(f"unsupported overlay op {patch['op']!r}")
-
-
-def to_jsonschema(node):
-    """OpenAPI 3.0 -> JSON Schema: `nullable: true` becomes a null-able type (or anyOf with null)."""
-    if isinstance(node, list):
-        return [to_jsonschema(n) for n in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: to_jsonschema(v) for k, v in node.items() if k not in ("nullable", "discriminator", "example")}
-    if node.get("nullable") is True:
-        if "type" in out and "$ref" not in out:
-            types = out["type"] if isinstance(out["type"], list) else [out["type"]]
-            out["type"] = types + ["null"]
-            if "enum" in out and None not in out["enum"]:
-                out["enum"] = out["enum"] + [None]
-        else:
-            return {"anyOf": [{"type": "null"}, out]}
-    return out
+apply_overlay = apply_patches
 
 
 class SpecBook:

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from collections import defaultdict
 from pathlib import Path
 
 import httpx
 import jsonschema
 import pytest
+from openapi_support import apply_patches, shared_dir
 
 from paymon.sandbox import server as sandbox_server
 from paymon.sandbox.server import SandboxServer
@@ -57,41 +57,7 @@ CHANNEL_EXTRA_KEYS_ALLOWED = True
 # --- locating and preparing the spec -------------------------------------------------------------
 
 def _shared_dir() -> Path | None:
-    for candidate in (os.environ.get("PAYMON_SHARED"), REPO.parent / "shared"):
-        if candidate and (Path(candidate) / "specs" / SPEC).is_file():
-            return Path(candidate)
-    return None
-
-
-def _tokens(pointer: str) -> list[str]:
-    return [t.replace("~1", "/").replace("~0", "~") for t in pointer.split("/")[1:]]
-
-
-def _resolve(doc, tokens: list[str]):
-    for token in tokens:
-        doc = doc[int(token)] if isinstance(doc, list) else doc[token]
-    return doc
-
-
-def apply_patches(spec: dict, patches: list[dict]) -> None:
-    """RFC 6902 add / replace / remove / move, in place, in order (what the overlays use)."""
-    for patch in patches:
-        tokens = _tokens(patch["path"])
-        parent, last = _resolve(spec, tokens[:-1]), tokens[-1]
-        op = patch["op"]
-        if op == "add":
-            parent[last] = copy.deepcopy(patch["value"])
-        elif op == "replace":
-            if last not in parent:
-                raise KeyError(f"replace of missing {patch['path']}")
-            parent[last] = copy.deepcopy(patch["value"])
-        elif op == "remove":
-            del parent[last]
-        elif op == "move":
-            source = _tokens(patch["from"])
-            parent[last] = _resolve(spec, source[:-1]).pop(source[-1])
-        else:
-            raise ValueError(f"unsupported overlay op {op!r}")
+    return shared_dir(SPEC)
 
 
 class SlackSpec:
