@@ -125,21 +125,27 @@ class SlackChannelWatcher:
                 if marker not in self.found and contains(message, marker):
                     self.found[marker] = message
 
-    def wait_for(self, deliveries: list[Delivery]) -> list[Delivery]:
+    def wait_for(self, deliveries: list[Delivery], read_budget: float = 30.0) -> list[Delivery]:
+        """Poll until every marker is found or the latest deadline (plus grace) has passed, with
+        at least one successful poll at or after that moment. Waiting out Slack's rate limits has
+        its own budget (`read_budget` past the start or the deadline, whichever is later): a
+        slow reader must not turn an on-time delivery into a missing one."""
         markers = [d.marker for d in deliveries]
         give_up = max(d.fired_at + d.deadline_s + late_grace(d.deadline_s) for d in deliveries)
+        read_until = max(give_up, self._clock() + read_budget)
         interval = self.poll_interval
         while True:
+            polled_at = self._clock()
             try:
                 self._poll(markers)
             except SlackRateLimited as exc:
-                wait = min(exc.retry_after, max(give_up - self._clock(), 0))
+                wait = min(exc.retry_after, read_until - self._clock())
                 if wait <= 0:
-                    raise TargetUnavailable(f"{exc}; the delivery deadline ran out while waiting") from None
+                    raise TargetUnavailable(f"{exc}; paymon's read budget ran out while waiting") from None
                 self.rate_limited_s += wait
                 self._sleep(wait)
                 continue
-            if all(m in self.found for m in markers) or self._clock() >= give_up:
+            if all(m in self.found for m in markers) or polled_at >= give_up:
                 break
             # Poll fast first, then back off; the last poll lands on give_up itself.
             self._sleep(min(interval, max(give_up - self._clock(), 0.0)))
@@ -193,7 +199,10 @@ class PagerDutyWatcher:
             interval = min(interval * 1.5, 15.0)
         delivery.polls = self.polls
         if incident is not None:
-            delivery.arrived_at = parse_iso(incident["created_at"])
+            # PagerDuty stamps whole seconds: the incident opened within the second after
+            # created_at, so judge by the end of that second (never flatter a late page).
+            created = parse_iso(incident["created_at"])
+            delivery.arrived_at = created + 0.999 if created == int(created) else created
             delivery.evidence = {"incident": incident.get("id"), "urgency": incident.get("urgency"),
                                  "title": incident.get("title"), "created_at": incident.get("created_at")}
         return delivery, incident, entries

@@ -34,7 +34,9 @@ def _live_env(info, **overrides):
            "SENTRY_ORG": info["org"], "SENTRY_PROJECT": info["project"], "SENTRY_DSN": info["dsn"],
            "SLACK_BOT_TOKEN": info["slack"]["token"], "SLACK_BASE_URL": info["slack"]["base_url"],
            "PAGERDUTY_API_TOKEN": info["pagerduty"]["token"], "PAGERDUTY_BASE_URL": info["pagerduty"]["base_url"],
-           "PAGERDUTY_FROM_EMAIL": info["pagerduty"]["from_email"], "PAYMON_API_DEADLINE": "2"}
+           "PAGERDUTY_FROM_EMAIL": info["pagerduty"]["from_email"], "PAYMON_API_DEADLINE": "2",
+           "PAYMON_APP_URL": info["app"]["base_url"], "LEMONSQUEEZY_WEBHOOK_SECRET": info["app"]["webhook_secret"],
+           "PAYMON_SYNTHETIC_SUBSCRIPTION_ID": "1287450"}
     env.update(overrides)
     return env
 
@@ -45,7 +47,7 @@ def test_serve_prints_one_json_line(served_sandbox):
 
 
 def test_live_target_against_a_served_sandbox_passes(served_sandbox, run_suite):
-    result = run_suite("--target=live", env=_live_env(served_sandbox))
+    result = run_suite("--target=live", "--probe-samples=120", "--probe-rate=25", env=_live_env(served_sandbox))
     assert result.returncode == 0, result.output
     assert "test_slack_delivery" in result.passed and "test_pagerduty_delivery" in result.passed
     for secret in (served_sandbox["token"], served_sandbox["slack"]["token"], served_sandbox["pagerduty"]["token"]):

@@ -23,6 +23,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from paymon.sandbox.app import AppBackend, build_app_app
 from paymon.sandbox.hub import Hub
 from paymon.sandbox.sentry import SentryBackend, build_sentry_app
 from paymon.sandbox.pagerduty import PagerDutyBackend, build_pagerduty_app
@@ -41,6 +42,7 @@ SERVICES: dict[str, Service] = {
     "sentry": Service("", lambda part, hub: SentryBackend(part, hub=hub), build_sentry_app),
     "slack": Service("/slack", lambda part, hub: SlackBackend(part, hub=hub), build_slack_app),
     "pagerduty": Service("/pagerduty", lambda part, hub: PagerDutyBackend(part, hub=hub), build_pagerduty_app),
+    "app": Service("/app", lambda part, hub: AppBackend(part, hub=hub), build_app_app),
 }
 
 
@@ -144,6 +146,8 @@ class SandboxServer:
             pagerduty = self.backends["pagerduty"]
             info["pagerduty"] = {"base_url": f"{self.base_url}/pagerduty", "token": pagerduty.default_token,
                                  "from_email": getattr(pagerduty, "default_from_email", None)}
+        if "app" in self.backends:
+            info["app"] = {"base_url": f"{self.base_url}/app", "webhook_secret": self.backends["app"].webhook_secret}
         return info
 
     # --- lifecycle -------------------------------------------------------------------------------

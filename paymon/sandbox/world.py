@@ -96,10 +96,12 @@ def golden_world(generation: str = "workflow") -> dict:
         "integrations": _data("integrations.json"),
         "knobs": copy.deepcopy(DEFAULT_KNOBS),
     }
+    from paymon.sandbox.app import golden_app_world
     from paymon.sandbox.pagerduty import golden_pagerduty_world
     from paymon.sandbox.slack import golden_slack_world
 
-    return {"sentry": sentry, "slack": golden_slack_world(), "pagerduty": golden_pagerduty_world()}
+    return {"sentry": sentry, "slack": golden_slack_world(), "pagerduty": golden_pagerduty_world(),
+            "app": golden_app_world()}
 
 
 _REQUIRED_SENTRY_KEYS = ("organization", "projects", "tokens")

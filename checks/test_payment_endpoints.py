@@ -1,0 +1,212 @@
+"""§2 "Performance Alert Thresholds", measured: each payment endpoint's p95 against its budget; and
+the app's webhook and test-mode behaviour (§1 Alerts 3 and 6, §7 "Confirm webhook processing
+working correctly").
+
+The probe (paymon.latency) sends one request at a time on a fixed schedule and judges p95 with a
+95% confidence interval: critical fails, warning passes with a visible warning, and a run too small
+to decide fails as inconclusive, naming the samples that would settle it. Checkout probes create
+live checkout objects (never opened or paid); the webhook probe re-sends the synthetic
+subscription's state, freshly signed each time (reference §3).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from concurrent.futures import ThreadPoolExecutor, wait
+
+import httpx
+import pytest
+
+from fixtures.app import (
+    SignedWebhookSender,
+    could_not_check,
+    sign,
+    synthetic_webhook_body,
+    webhook_headers,
+)
+from paymon.errors import SettingsError, TargetUnavailable
+from paymon.latency import (
+    CRITICAL,
+    INCONCLUSIVE,
+    WARNING,
+    Budget,
+    HttpTarget,
+    http_client,
+    measure,
+    probe_http,
+)
+
+WEBHOOK = "/api/webhooks/lemonsqueezy"
+CHECKOUTS = ("/api/checkout/pro", "/api/checkout/payg")
+WRONG_SECRET = "not-the-secret"  # valid 64-hex signature that does not match (reference §1.3, §3)
+# Reference §3: the security alert fires at > 5 "Invalid webhook signature" warnings in 5 min,
+# across every paymon run; send only while count + planned <= 3, at most 2 per run.
+MISSIGNED_PER_RUN, MISSIGNED_CEILING = 2, 3
+TIMEOUT_S = 10.0
+
+
+class PaymentProbeWarning(UserWarning):
+    """A payment endpoint's p95 is above its warning budget (not yet critical)."""
+
+
+def _json_target(payment_app, path: str) -> HttpTarget:
+    return HttpTarget(payment_app.url(path), method="POST", timeout_s=TIMEOUT_S,
+                      headers={**payment_app.headers, "Content-Type": "application/json"},
+                      body=b'{"user_id":"paymon-synthetic"}')
+
+
+def _probe(budget_spec, payment_app):
+    """One endpoint's run; SettingsError if the webhook probe lacks its secret or subscription."""
+    budget = Budget.from_spec(budget_spec)
+    path = budget_spec.transaction
+    if path != WEBHOOK:
+        return probe_http(_json_target(payment_app, path), samples=payment_app.samples, rate=payment_app.rate,
+                          budget=budget)
+    secret, subscription = payment_app.require_secret(), payment_app.require_subscription()
+    target = HttpTarget(payment_app.url(path), method="POST", timeout_s=TIMEOUT_S, headers=payment_app.headers)
+    with http_client(target, payment_app.rate) as client:
+        return measure(SignedWebhookSender(client, target, secret, subscription), samples=payment_app.samples,
+                       rate=payment_app.rate, warmup=1, budget=budget)
+
+
+@pytest.fixture(scope="session")
+def p95_runs(request, payment_app) -> dict:
+    """Every selected endpoint probed at once, each on its own schedule (still one request in flight
+    per endpoint): the run takes as long as one endpoint's, not the sum. transaction -> Future."""
+    budgets = {item.callspec.params["budget"].transaction: item.callspec.params["budget"]
+               for item in request.session.items
+               if getattr(item, "originalname", None) == "test_endpoint_p95" and hasattr(item, "callspec")}
+    with ThreadPoolExecutor(max_workers=max(1, len(budgets)), thread_name_prefix="paymon-probe") as pool:
+        runs = {transaction: pool.submit(_probe, budget, payment_app) for transaction, budget in budgets.items()}
+        wait(runs.values())
+    return runs
+
+
+def _ms(value) -> str:
+    return "n/a" if value is None else f"{value:.1f} ms"
+
+
+@pytest.mark.criterion("Performance monitoring enabled for payment endpoints")
+def test_endpoint_p95(budget, payment_app, p95_runs, request, record_property):
+    """The endpoint's measured p95 is within its §2 budget, with 95% confidence."""
+    run = p95_runs.get(budget.transaction)
+    try:
+        report = run.result() if run is not None else _probe(budget, payment_app)
+    except SettingsError as exc:
+        could_not_check(request, exc)
+    low, high = report.p95_ci_ms
+    for name, value in (("samples", report.samples), ("errors", report.errors), ("p50_ms", report.p50_ms),
+                        ("p95_ms", report.p95_ms), ("p99_ms", report.p99_ms),
+                        ("p95_ci_low_ms", low), ("p95_ci_high_ms", high), ("rate_per_s", report.rate),
+                        ("p95_verdict", report.verdict)):
+        record_property(name, round(value, 3) if isinstance(value, float) else value)
+    summary = (f"{budget.transaction}: p95 {_ms(report.p95_ms)} (p50 {_ms(report.p50_ms)}, p99 {_ms(report.p99_ms)}, "
+               f"{report.samples} samples at {report.rate:g}/s) against budget warning > {budget.warning:g} ms, "
+               f"critical > {budget.critical:g} ms: {report.reason}")
+    notes = "".join(f"\n  note: {note}" for note in report.notes)  # not "- ": that marks a finding
+    if report.verdict == CRITICAL:
+        pytest.fail(f"critical: {summary}{notes}", pytrace=False)
+    if report.verdict == INCONCLUSIVE:
+        hint = (f"; rerun with --probe-samples={report.samples_needed}" if report.samples_needed else "")
+        live = " (live runs default to a few samples, which can only prove critical)" if payment_app.live else ""
+        pytest.fail(f"inconclusive: {summary}{hint}{live}{notes}", pytrace=False)
+    if report.verdict == WARNING:
+        request.node.user_properties.append(("verdict", "warning"))
+        warnings.warn(PaymentProbeWarning(f"warning: {summary}"), stacklevel=1)
+
+
+# --- webhook signature ---------------------------------------------------------------------------------
+
+def _recent_signature_failures(sentry_client) -> int:
+    """'Invalid webhook signature' warnings in production over the last 5 minutes (Sentry Discover)."""
+    body = sentry_client.get(sentry_client.org_path("events"), params={
+        "dataset": "errors", "field": "count()", "statsPeriod": "5m", "environment": "production",
+        "query": 'level:warning (message:"*Invalid webhook signature*" OR message:"*signature verification failed*")'})
+    rows = body.get("data") if isinstance(body, dict) else body
+    return int(rows[0].get("count()", 0)) if rows else 0
+
+
+def _post(client: httpx.Client, url: str, body: bytes, headers: dict) -> httpx.Response:
+    try:
+        return client.post(url, content=body, headers=headers)
+    except httpx.TransportError as exc:
+        raise TargetUnavailable(f"{url}: {type(exc).__name__}: {exc}") from None
+
+
+def _app_backend(sandbox_server):
+    return None if sandbox_server is None else sandbox_server.backends.get("app")
+
+
+@pytest.mark.criterion("Confirm webhook processing working correctly")
+def test_webhook_rejects_forged_signature(payment_app, request, sandbox_server):
+    """A forged and a missing X-Signature get 401 and are not processed; the correctly signed same
+    delivery then gets 2xx and is processed (once)."""
+    try:
+        secret, subscription = payment_app.require_secret(), payment_app.require_subscription()
+        sentry_client = request.getfixturevalue("sentry_client")
+    except SettingsError as exc:
+        could_not_check(request, exc)
+    recent = _recent_signature_failures(sentry_client)
+    if recent + MISSIGNED_PER_RUN > MISSIGNED_CEILING:
+        could_not_check(request, TargetUnavailable(
+            f"{recent} 'Invalid webhook signature' warning(s) in production in the last 5 minutes; sending "
+            f"{MISSIGNED_PER_RUN} more could page the security team (> 5 in 5 min). Retry in 5 minutes."))
+
+    body = synthetic_webhook_body(subscription)
+    webhook_id = json.loads(body)["meta"]["webhook_id"]
+    url, app = payment_app.url(WEBHOOK), _app_backend(sandbox_server)
+    problems = []
+    with httpx.Client(timeout=TIMEOUT_S) as client:
+        for label, signature in (("forged (wrong secret)", sign(body, WRONG_SECRET)), ("missing", None)):
+            response = _post(client, url, body, webhook_headers(body, signature, payment_app.headers))
+            if response.status_code != 401:
+                problems.append(f"{label} X-Signature: status expected 401, actual {response.status_code}")
+        if app is not None and webhook_id in app.processed:
+            problems.append("a delivery with a bad X-Signature was processed by the app")
+        response = _post(client, url, body, webhook_headers(body, sign(body, secret), payment_app.headers))
+        if not 200 <= response.status_code < 300:
+            problems.append(f"correctly signed delivery: status expected 2xx, actual {response.status_code}")
+        elif _json(response).get("duplicate") is True:
+            problems.append("correctly signed delivery was answered as a duplicate: a mis-signed one was processed")
+        elif app is not None and webhook_id not in app.processed:
+            problems.append("correctly signed delivery got 2xx but was not processed")
+    if problems:
+        pytest.fail(f"{WEBHOOK}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems),
+                    pytrace=False)
+
+
+def _json(response: httpx.Response) -> dict:
+    try:
+        value = response.json()
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+# --- test mode -----------------------------------------------------------------------------------------
+
+@pytest.mark.criterion("Test mode not detected in production (§6)")
+def test_not_in_test_mode(payment_app):
+    """Each checkout endpoint creates a live checkout: `test_mode: false` (the guide's worst failure:
+    every payment would be a test transaction, no revenue). One live checkout each, never opened."""
+    problems = []
+    with httpx.Client(timeout=TIMEOUT_S) as client:
+        for path in CHECKOUTS:
+            target = _json_target(payment_app, path)
+            try:
+                response = client.post(target.url, content=target.body, headers=target.headers)
+            except httpx.TransportError as exc:
+                raise TargetUnavailable(f"{target.url}: {type(exc).__name__}: {exc}") from None
+            if not 200 <= response.status_code < 300:
+                raise TargetUnavailable(f"{path} answered {response.status_code}: cannot read its mode")
+            mode = _json(response).get("test_mode")
+            if mode is not False:
+                problems.append(f"{path}: test_mode expected false, actual {_show(mode)}")
+    if problems:
+        pytest.fail("Test mode detected in production: every payment would be a test transaction\n"
+                    + "\n".join(f"  - {p}" for p in problems), pytrace=False)
+
+
+def _show(value) -> str:
+    return "missing" if value is None else str(value).lower()

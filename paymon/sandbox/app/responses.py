@@ -1,0 +1,69 @@
+"""HTTP handlers of the reference payment app: each does its simulated work (a seeded sleep),
+may fail per `error_rate`, then calls the backend."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from paymon.sandbox.app.models import (
+    CHECKOUT_PAYG,
+    CHECKOUT_PRO,
+    INVALID_SIGNATURE,
+    PAYG_CREATE,
+    SYNTHETIC_USER,
+    WEBHOOK,
+    AppBackend,
+    parse_json,
+)
+
+
+class AppResponse:
+    def __init__(self, backend: AppBackend):
+        self.backend = backend
+
+    async def _work(self, endpoint: str) -> JSONResponse | None:
+        """Sleep the drawn latency; a 500 if this request is one of the `error_rate` failures."""
+        delay, fails = self.backend.draw_work(endpoint)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if fails:
+            return JSONResponse({"error": "Internal server error"}, status_code=500)
+        return None
+
+    @staticmethod
+    async def _user(request: Request) -> str:
+        payload = parse_json(await request.body()) or {}
+        return str(payload.get("user_id") or SYNTHETIC_USER)
+
+    async def checkout_pro(self, request: Request) -> JSONResponse:
+        return await self._checkout(request, CHECKOUT_PRO, "pro")
+
+    async def checkout_payg(self, request: Request) -> JSONResponse:
+        return await self._checkout(request, CHECKOUT_PAYG, "payg")
+
+    async def _checkout(self, request: Request, endpoint: str, tier: str) -> JSONResponse:
+        if failed := await self._work(endpoint):
+            return failed
+        result = self.backend.create_checkout(tier, await self._user(request))
+        return JSONResponse(result)
+
+    async def payg_create(self, request: Request) -> JSONResponse:
+        if failed := await self._work(PAYG_CREATE):
+            return failed
+        return JSONResponse(self.backend.create_payg_subscription(await self._user(request)))
+
+    async def webhook(self, request: Request) -> JSONResponse:
+        raw = await request.body()  # the raw bytes: re-serialised JSON would not match the signature
+        # Verify before anything else (reference §4.2): no parsing, no work for a forged delivery.
+        if not self.backend.signature_ok(raw, request.headers.get("x-signature")):
+            self.backend.reject_signature()
+            return JSONResponse({"error": INVALID_SIGNATURE}, status_code=401)
+        if failed := await self._work(WEBHOOK):
+            return failed
+        payload = parse_json(raw)
+        if payload is None:
+            return JSONResponse({"error": "Malformed webhook body"}, status_code=400)
+        return JSONResponse(self.backend.process_webhook(raw, payload))

@@ -1,0 +1,95 @@
+"""A *faulty but healthy* world: every transient fault a real run meets, none that breaks the setup.
+
+`noisy_world(base_world, seed=...)` returns a deep copy of a world (golden or one of your own) with
+noise that a trustworthy gate must absorb without a false failure. Nothing in it changes what the
+guide asks for: every alert, channel, integration and on-call rotation stays exactly as it was, and
+every delivery still lands inside its deadline. A run against it must pass, every time; a failure
+is a flaky gate (a bug in paymon), not a finding.
+
+It is tuned for the *short test spec* paymon's own tests use (`TRUST_DEADLINES`: Slack 6 s,
+PagerDuty 10 s); pass other deadlines to keep "just inside" true for a different spec.
+
+The noise, per service (each knob is documented where its emulator reads it):
+
+Slack (`world["slack"]["knobs"]`, paymon/sandbox/slack/models.py)
+    fail                 the next `SLACK_429_TIMES` `conversations.history` calls answer HTTP 429
+                         `ratelimited` with `Retry-After: 1` - Slack's answer to a burst. The
+                         delivery poller must wait the second it is asked to and poll again.
+    history_limit_mode   "non_marketplace": since 2025-05-29 a commercially distributed app outside
+                         the Slack Marketplace may call conversations.history once a minute, with
+                         at most 15 messages per call. The poller must get its answer from the first
+                         successful call (after the injected 429s, which Slack does not count).
+
+Sentry (`world["sentry"]["knobs"]`, paymon/sandbox/sentry/models.py)
+    error_rate, seed     20 % of API requests answer 503, drawn from Random(seed): every read and
+                         the cleanup PUT must retry within `--api-deadline`. (Ingestion - the SDK's
+                         envelope POSTs - is not affected: the emulator applies injected failures
+                         to the web API only.)
+    ingest_delay         an accepted event shows in the API (event/issue reads) `INGEST_DELAY` s
+                         later, as Sentry's pipeline does; the alert engine still sees it at once.
+    delivery_delay       {"pagerduty": deadline - 2 s}: Sentry's page reaches PagerDuty just inside
+                         the PagerDuty deadline. (Sentry's alert engine hands PagerDuty an explicit
+                         `visible_at`, so this is the knob that delays the incident; PagerDuty's own
+                         `delivery_delay` only applies to events POSTed over HTTP.)
+
+PagerDuty (`world["pagerduty"]["knobs"]`, paymon/sandbox/pagerduty/models.py)
+    notify_delay         the on-call engineer is notified `NOTIFY_DELAY` s after the incident is
+                         assigned: the incident shows first, its notify_log_entry later. The
+                         watcher must keep reading the log entries until the page is out (the
+                         incident at deadline - 2 s plus this stays inside the watcher's grace).
+"""
+
+from __future__ import annotations
+
+import copy
+
+TRUST_DEADLINES = {"slack": 6.0, "pagerduty": 10.0}
+"""Delivery deadlines (seconds) of the short test spec the noise is tuned for."""
+
+SLACK_429_TIMES = 2
+SLACK_RETRY_AFTER = 1
+SENTRY_ERROR_RATE = 0.2
+PAGERDUTY_MARGIN = 2.0
+"""The page reaches PagerDuty this many seconds before its deadline."""
+INGEST_DELAY = 2.0
+NOTIFY_DELAY = 3.0
+
+
+def noisy_world(base_world: dict, *, seed: int, deadlines: dict[str, float] | None = None) -> dict:
+    """A deep copy of `base_world` with the transient faults described in the module docstring.
+
+    `seed` drives every random draw (Sentry's 503s; Slack's generated block ids), so a failing run
+    can be replayed with the same seed. `deadlines` ({"slack", "pagerduty"} in seconds) default to
+    `TRUST_DEADLINES`."""
+    deadlines = {**TRUST_DEADLINES, **(deadlines or {})}
+    if deadlines["pagerduty"] <= PAGERDUTY_MARGIN:
+        raise ValueError(f"a PagerDuty deadline of {deadlines['pagerduty']:g}s leaves no room for a delivery "
+                         f"{PAGERDUTY_MARGIN:g}s inside it")
+    world = copy.deepcopy(base_world)
+
+    slack = world["slack"].setdefault("knobs", {})
+    slack["fail"] = [*slack.get("fail", []),
+                     {"method": r"^conversations\.history$", "status": 429, "retry_after": SLACK_RETRY_AFTER,
+                      "times": SLACK_429_TIMES}]
+    slack["history_limit_mode"] = "non_marketplace"
+    slack["seed"] = seed
+
+    sentry = world["sentry"].setdefault("knobs", {})
+    sentry["error_rate"] = SENTRY_ERROR_RATE
+    sentry["seed"] = seed
+    sentry["ingest_delay"] = INGEST_DELAY
+    sentry.setdefault("delivery_delay", {})["pagerduty"] = deadlines["pagerduty"] - PAGERDUTY_MARGIN
+
+    pagerduty = world["pagerduty"].setdefault("knobs", {})
+    pagerduty["notify_delay"] = NOTIFY_DELAY
+    return world
+
+
+def late_world(base_world: dict, *, deadlines: dict[str, float] | None = None, past_by: float = 2.0) -> dict:
+    """The control for `noisy_world`: no noise, but Sentry's page reaches PagerDuty `past_by` s
+    *after* its deadline. A gate that passes this world cannot fail at all."""
+    deadlines = {**TRUST_DEADLINES, **(deadlines or {})}
+    world = copy.deepcopy(base_world)
+    sentry = world["sentry"].setdefault("knobs", {})
+    sentry.setdefault("delivery_delay", {})["pagerduty"] = deadlines["pagerduty"] + past_by
+    return world

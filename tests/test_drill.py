@@ -1,0 +1,152 @@
+"""The alert drill (`--drill`): planning events from monitoring.yaml, and the drill checks passing on
+the golden world and failing, naming alert and action, on a world with one action missing or one
+threshold raised. The suite runs in a subprocess (tests/conftest.py `run_suite`), drill checks only
+(`-k test_drill`), with short delivery deadlines."""
+
+from __future__ import annotations
+
+import pytest
+
+from paymon import drill
+from paymon.rules import query as q
+from paymon.sandbox.faults import apply_fault
+from paymon.sandbox.world import golden_world
+from paymon.spec import load_spec
+
+from conftest import REPO
+
+DRILL_CHECKS = {f"test_drill[{a.name}]" for a in load_spec(REPO / "monitoring.yaml").alerts}
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return load_spec(REPO / "monitoring.yaml")
+
+
+@pytest.fixture(scope="module")
+def short_deadlines(tmp_path_factory):
+    import yaml
+
+    data = yaml.safe_load((REPO / "monitoring.yaml").read_text())
+    data["delivery"]["slack"]["deadline"] = "4s"
+    data["delivery"]["pagerduty"]["deadline"] = "8s"
+    path = tmp_path_factory.mktemp("spec") / "monitoring.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return f"--spec={path}"
+
+
+# --- planning (no I/O) --------------------------------------------------------------------------------
+
+
+def test_each_alert_gets_events_that_match_it_and_no_other(spec):
+    for number, alert in enumerate(spec.alerts, 1):
+        event, cross = drill.plan_event(alert, number, "run123abc", environment=spec.environment, others=spec.alerts)
+        payload = event.payload()
+        assert q.matches(drill.predicate(alert), payload), alert.name
+        assert payload["environment"] == "production"
+        assert not alert.events.levels or payload["level"] in alert.events.levels
+        assert cross == [], f"{alert.name}: its drill events also trip {cross}"
+        assert event.message.startswith(f"PAYMON-DRILL-RUN123ABC-{number} ")
+        assert event.tags["test"] == "true" and event.tags["paymon_run"] == "run123abc"
+        assert event.tags["paymon_drill"] == drill.slug(alert.name)
+
+
+def test_the_guides_wording_is_kept(spec):
+    usage = spec.alert("Usage Reporting Failure Rate")
+    event, _ = drill.plan_event(usage, 4, "r", environment="production", others=spec.alerts)
+    assert "Usage reporting failed" in event.message
+
+
+def test_batch_sizes_are_just_under_and_just_over(spec):
+    assert drill.batch_sizes(spec.alert("Payment Failure Rate Spike")) == (10, 11)
+    assert drill.batch_sizes(spec.alert("Webhook Processing Failure")) == (5, 6)
+    assert drill.batch_sizes(spec.alert("Test Mode Detected in Production")) == (0, 1)
+
+
+def test_a_filter_nothing_can_satisfy_is_a_plan_error(spec):
+    alert = spec.alert("Usage Reporting Failure Rate").model_copy(
+        update={"filter": "usage_reporting:error !usage_reporting:error"})
+    with pytest.raises(drill.PlanError, match="Usage Reporting Failure Rate: no event satisfies"):
+        drill.plan_event(alert, 4, "r", environment="production")
+
+
+def test_markers_are_whole_tokens():
+    assert drill.has_marker("x PAYMON-DRILL-AB-1 y", "PAYMON-DRILL-AB-1")
+    assert not drill.has_marker("PAYMON-DRILL-AB-12 y", "PAYMON-DRILL-AB-1")
+
+
+def test_a_metric_alert_post_is_found_by_rule_name_but_not_its_resolution():
+    name = "Webhook Processing Failure"
+    assert drill.slack_names_alert({"text": f"<https://x|*Critical: {name}*>"}, name, "PAYMON-DRILL-A-2")
+    assert not drill.slack_names_alert({"text": f"<https://x|*Resolved: {name}*>"}, name, "PAYMON-DRILL-A-2")
+
+
+# --- the drill checks, end to end in the sandbox -----------------------------------------------------
+
+
+@pytest.mark.parametrize("generation", ["legacy", "workflow"])
+def test_drill_passes_on_the_golden_world(generation, run_suite, short_deadlines):
+    result = run_suite("-k", "test_drill", f"--sandbox-generation={generation}", short_deadlines)
+    assert result.returncode == 0, result.output
+    assert result.passed == DRILL_CHECKS, result.output
+    assert "PASS             Alert drill: every action arrives (6 checks)" in result.output
+
+
+def test_drill_fails_on_pagerduty_missing(run_suite, short_deadlines):
+    result = run_suite("-k", "test_drill", short_deadlines,
+                       world=apply_fault(golden_world("workflow"), "pagerduty-missing"))
+    assert result.returncode == 1, result.output
+    assert result.failed == {"test_drill[Test Mode Detected in Production]"}, result.output
+    message = result.failures["test_drill[Test Mode Detected in Production]"]
+    assert ("Test Mode Detected in Production: pagerduty TowerOfBabel Payments expected a notification "
+            "within 8s of 1 drill events") in message
+    assert "actual none" in message
+
+
+def test_drill_fails_when_a_threshold_was_raised(run_suite, short_deadlines):
+    # The world's alert 1 fires above 20, monitoring.yaml says above 10: 11 events no longer fire it.
+    result = run_suite("-k", "test_drill", short_deadlines,
+                       world=apply_fault(golden_world("legacy"), "threshold"))
+    assert result.returncode == 1, result.output
+    assert result.failed == {"test_drill[Payment Failure Rate Spike]"}, result.output
+    message = result.failures["test_drill[Payment Failure Rate Spike]"]
+    for action in ("slack #payments-alerts", "email on-call", "email ops@towerofbabel.com"):
+        assert f"Payment Failure Rate Spike: {action} expected a notification within 4s of 11 drill events" \
+            in message
+    assert "the alert did not fire on the drill events" in message
+
+
+def test_the_just_under_batch_must_not_fire(run_suite, short_deadlines):
+    # Alert 2's world threshold lowered to 4: the 5-event under-batch fires it, which must fail.
+    world = golden_world("workflow")
+    for detector in world["sentry"]["detectors"]:
+        if detector.get("name") == "Webhook Processing Failure":
+            for condition in detector["conditionGroup"]["conditions"]:
+                if condition.get("comparison") == 5:
+                    condition["comparison"] = 4
+    result = run_suite("-k", "test_drill", short_deadlines, world=world)
+    assert result.failed == {"test_drill[Webhook Processing Failure]"}, result.output
+    assert ("Webhook Processing Failure: just-under batch (5 events) expected no firing, actual fired: critical"
+            in result.failures["test_drill[Webhook Processing Failure]"])
+
+
+def test_no_drill_deselects_the_drill_checks(run_suite):
+    result = run_suite("checks/test_drill.py", "--no-drill")
+    assert result.returncode == 5, result.output  # nothing collected: deselected, not skipped
+    assert "6 deselected" in result.output
+
+
+def test_drill_is_off_against_live_by_default(run_suite):
+    result = run_suite("checks/test_drill.py", "--target=live")
+    assert "6 deselected" in result.output
+    assert not result.failures and not result.passed
+
+
+def test_under_xdist_the_drill_says_what_it_could_not_prove(run_suite, short_deadlines):
+    # The sandbox (and its clock and outbox) live in the xdist controller: over-batches only.
+    result = run_suite("checks/test_drill.py", "-n", "2", "-W", "default", short_deadlines)
+    assert result.returncode == 0, result.output
+    assert result.passed == DRILL_CHECKS, result.output
+    assert "WARNING          Alert drill: every action arrives (6 of 6 checks)" in result.output
+    assert "just-under batch not sent: the sandbox runs in the xdist controller" in result.output
+    assert "email on-call not verified: e-mail cannot be read back" in result.output

@@ -1,0 +1,104 @@
+"""checks/test_payment_endpoints.py fails on the broken app it guards against, run the way users run
+it (`pytest --sandbox-world FILE`, in a subprocess), restricted to that file to stay fast.
+
+Latency cases use a copy of monitoring.yaml with the budgets scaled down to tens of ms: proving
+"p95 > 1000 ms" for real would take over 20 s of sleeping per run. The verdict logic is the same at
+any scale; the golden run keeps the real budgets.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import pytest
+import yaml
+
+from paymon.sandbox.world import golden_world
+from tests.conftest import REPO
+
+CHECKS = "checks/test_payment_endpoints.py"
+PRO, PAYG = "/api/checkout/pro", "/api/checkout/payg"
+
+
+def _world(**knobs) -> dict:
+    world = golden_world()
+    world["app"]["knobs"].update(copy.deepcopy(knobs))
+    return world
+
+
+@pytest.fixture
+def scaled_spec(tmp_path):
+    """monitoring.yaml with `budgets` {transaction: (warning, critical)} replaced."""
+
+    def write(budgets: dict[str, tuple[int, int]]) -> str:
+        spec = yaml.safe_load((REPO / "monitoring.yaml").read_text())
+        for budget in spec["performance"]["budgets"]:
+            if budget["transaction"] in budgets:
+                budget["warning"], budget["critical"] = budgets[budget["transaction"]]
+        path = tmp_path / "scaled-monitoring.yaml"
+        path.write_text(yaml.safe_dump(spec, sort_keys=False))
+        return f"--spec={path}"
+
+    return write
+
+
+def test_golden_app_passes_every_payment_check(run_suite):
+    run = run_suite(CHECKS)  # the sandbox defaults, as the gate runs them
+    assert run.returncode == 0, run.output
+    assert run.passed == {
+        f"test_endpoint_p95[{path}]" for path in
+        (PRO, PAYG, "/api/webhooks/lemonsqueezy", "/api/subscription/payg/create")
+    } | {"test_webhook_rejects_forged_signature", "test_not_in_test_mode"}
+
+
+def test_slow_checkout_fails_naming_endpoint_p95_and_budget(run_suite, scaled_spec):
+    world = _world(latency_ms={"default": {"p50": 3, "p95": 6}, PRO: 50})
+    run = run_suite(f"{CHECKS}::test_endpoint_p95[{PRO}]", scaled_spec({PRO: (10, 40)}),
+                    "--probe-samples=20", "--probe-rate=8", world=world)
+    assert run.returncode == 1, run.output
+    message = run.failures[f"test_endpoint_p95[{PRO}]"]
+    assert "critical" in message and PRO in message
+    p95 = re.search(rf"{re.escape(PRO)}: p95 ([0-9.]+) ms", message)
+    assert p95 and float(p95.group(1)) >= 50, message  # the 50 ms sleep plus the request
+    assert "p95 > critical 40 ms with 95% confidence" in message
+    assert "warning > 10 ms, critical > 40 ms" in message
+
+
+def test_warning_latency_passes_with_a_visible_warning(run_suite, scaled_spec):
+    world = _world(latency_ms={"default": {"p50": 3, "p95": 6}, PAYG: 25})
+    run = run_suite(f"{CHECKS}::test_endpoint_p95[{PAYG}]", scaled_spec({PAYG: (10, 250)}),
+                    "--probe-samples=80", "--probe-rate=25", world=world)
+    assert run.returncode == 0, run.output
+    assert run.passed == {f"test_endpoint_p95[{PAYG}]"}
+    assert "PaymentProbeWarning" in run.output
+    p95 = re.search(rf"warning: {re.escape(PAYG)}: p95 ([0-9.]+) ms", run.output)
+    assert p95 and 25 <= float(p95.group(1)) <= 250, run.output  # the 25 ms sleep plus the request
+    assert "WARNING" in run.output.upper()
+
+
+def test_too_few_samples_is_inconclusive_and_says_how_many(run_suite):
+    run = run_suite(f"{CHECKS}::test_endpoint_p95[{PAYG}]", "--probe-samples=10", "--probe-rate=100")
+    message = run.failures[f"test_endpoint_p95[{PAYG}]"]
+    assert "inconclusive" in message and "no upper bound for p95 from 10 samples" in message
+    assert "--probe-samples=" in message
+
+
+def test_broken_signature_check_and_test_mode_fail_their_checks(run_suite):
+    world = _world(skip_signature_verification=True, test_mode=True)
+    run = run_suite(f"{CHECKS}::test_webhook_rejects_forged_signature", f"{CHECKS}::test_not_in_test_mode",
+                    world=world)
+    assert run.returncode == 1, run.output
+    webhook = run.failures["test_webhook_rejects_forged_signature"]
+    assert "forged (wrong secret) X-Signature: status expected 401, actual 200" in webhook
+    assert "missing X-Signature: status expected 401, actual 200" in webhook
+    assert "a delivery with a bad X-Signature was processed by the app" in webhook
+    test_mode = run.failures["test_not_in_test_mode"]
+    assert f"{PRO}: test_mode expected false, actual true" in test_mode
+    assert f"{PAYG}: test_mode expected false, actual true" in test_mode
+
+
+def test_live_without_app_url_could_not_check(run_suite):
+    run = run_suite(f"{CHECKS}::test_not_in_test_mode", "--target=live")
+    assert run.returncode != 0
+    assert "could not check: PAYMON_APP_URL is not set" in run.failures["test_not_in_test_mode"]
