@@ -95,6 +95,7 @@ def test_endpoint_p95(budget, payment_app, p95_runs, request, record_property):
         report = run.result() if run is not None else _probe(budget, payment_app)
     except SettingsError as exc:
         could_not_check(request, exc)
+    request.node.latency_report = report  # drawn as the Allure latency histogram (fixtures/reporting.py)
     low, high = report.p95_ci_ms
     for name, value in (("samples", report.samples), ("errors", report.errors), ("p50_ms", report.p50_ms),
                         ("p95_ms", report.p95_ms), ("p99_ms", report.p99_ms),

@@ -26,6 +26,9 @@ _RANK = {PASS: 0, WARNING: 1, COULD_NOT_CHECK: 2, FAIL: 3}
 
 EXIT_OK, EXIT_FAILED, EXIT_COULD_NOT_CHECK = 0, 1, 3
 
+GENERIC_WARNING = "the check reported a warning"
+"""A warning's reason until the check's own warning text arrives (fixtures/reporting.py)."""
+
 NO_CRITERION = "(no criterion)"
 """Where a check without a `criterion` marker is counted, so a failure never goes unreported."""
 
