@@ -176,6 +176,17 @@ def _time_axis(axes) -> None:
     axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
 
 
+def _shared_legend(figure: Figure) -> None:
+    """One legend under all panels (same label, same meaning): inside a panel it hides points."""
+    handles: dict[str, object] = {}
+    for axes in figure.axes:
+        for handle, label in zip(*axes.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    if handles:
+        figure.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=len(handles),
+                      fontsize=8, frameon=False)
+
+
 def delivery_trend(series: dict[str, list[tuple[float, float | None]]], deadlines: dict[str, float]) -> Figure:
     """Per route, each run's delivery time against the route's deadline; a run that never saw
     its delivery is a cross on the deadline line."""
@@ -193,21 +204,21 @@ def delivery_trend(series: dict[str, list[tuple[float, float | None]]], deadline
             for group, key in ((on_time, "on time"), (late, "late")):
                 if group:
                     axes.plot(_dates([t for t, _ in group]), [s for _, s in group], "o", color=COLOURS[key],
-                              label=f"{key} ({len(group)})", markersize=5)
+                              label=key, markersize=5)
             axes.plot(_dates([t for t, _ in seen]), [s for _, s in seen], color=COLOURS["samples"], linewidth=1,
                       zorder=0)
         if deadline is not None:
             axes.axhline(deadline, color=COLOURS["critical"], linestyle="--", linewidth=2,
-                         label=f"deadline {deadline:g} s")
+                         label="deadline")
             if missing:
                 axes.plot(_dates(missing), [deadline] * len(missing), "x", color=COLOURS["late"], markersize=9,
-                          markeredgewidth=2, label=f"not delivered ({len(missing)})")
+                          markeredgewidth=2, label="not delivered")
             axes.set_ylim(0, max([deadline * 1.15, *(s * 1.1 for _, s in seen)]))
-        axes.set_title(scrub(route), fontsize=11)
+        axes.set_title(scrub(f"{route} (deadline {deadline:g} s)" if deadline is not None else route), fontsize=11)
         axes.set_ylabel("seconds from firing")
         _time_axis(axes)
-        axes.legend(fontsize=8, loc="upper left")
         axes.grid(alpha=0.3)
+    _shared_legend(figure)
     return figure
 
 
@@ -235,7 +246,7 @@ def p95_trend(series: dict[str, list[dict]]) -> Figure:
         for key in ("warning", "critical"):
             budget = latest.get(f"{key}_ms")
             if budget:
-                axes.axhline(budget, color=COLOURS[key], linestyle="--", linewidth=2, label=f"{key} > {budget:g} ms")
+                axes.axhline(budget, color=COLOURS[key], linestyle="--", linewidth=2, label=f"{key} budget")
                 values.append(budget)
         axes.set_yscale("log")
         _plain_log_ticks(axes.yaxis)
@@ -244,8 +255,8 @@ def p95_trend(series: dict[str, list[dict]]) -> Figure:
         axes.set_title(scrub(endpoint), fontsize=10)
         axes.set_ylabel("ms (log)")
         _time_axis(axes)
-        axes.legend(fontsize=7, loc="center left")
         axes.grid(alpha=0.3, which="both")
+    _shared_legend(figure)
     return figure
 
 

@@ -1,18 +1,26 @@
 """The weekly review page (guide §7 "Weekly review of payment failure trends"): one static HTML
-file from the stored run summaries (reports/runs.jsonl, one verdict.json per line), with inline
-SVG so it needs no JavaScript, no plotting library and no network.
+file from the stored run summaries (reports/runs.jsonl, one verdict.json per line). The run strip
+and criteria bars are inline SVG; the trend plots are PNGs drawn with matplotlib (charts.py) and
+embedded as data: URIs, so the page is one file that needs no JavaScript and no network.
 
-It answers the review's questions: did the gate hold all week, which criteria broke how often,
-and for what reasons.
+It answers the review's questions: did the gate hold all week, which criteria broke how often and
+for what reasons, how long deliveries took against their deadlines, how each endpoint's p95 moved
+against its budgets, which kinds of failure dominated, and which alerts fired for real (not
+paymon's test events).
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import json
-from collections import Counter
+import statistics
+from collections import Counter, defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
+
+from paymon.reporting import charts
+from paymon.reporting.measurements import DELIVERY, P95, REAL_ALERT
 
 WEEK_SECONDS = 7 * 24 * 3600
 _COLOURS = {"pass": "#2e7d32", "warning": "#f9a825", "could not check": "#ef6c00", "fail": "#c62828"}
@@ -74,6 +82,111 @@ def _criterion_rows(runs: list[dict]) -> list[str]:
     return rows
 
 
+def _measured(runs: list[dict], kind: str) -> list[dict]:
+    """Every measurement of one kind, each with its run's start time."""
+    return [{**m, "started": run.get("started", 0)} for run in runs for m in run.get("measurements", [])
+            if m.get("kind") == kind]
+
+
+def _image(figure, alt: str) -> str:
+    data = base64.b64encode(charts.png_bytes(figure)).decode("ascii")
+    return f'<img class="plot" alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _seconds(value: float | None) -> str:
+    return "not delivered" if value is None else f"{value:.1f} s"
+
+
+def _delivery_section(runs: list[dict]) -> str:
+    measured = _measured(runs, DELIVERY)
+    if not measured:
+        return "<p class='empty'>No delivery measured in these runs.</p>"
+    series: dict[str, list[tuple[float, float | None]]] = defaultdict(list)
+    deadlines: dict[str, float] = {}
+    for m in measured:
+        series[m["route"]].append((m["started"], m.get("seconds")))
+        deadlines[m["route"]] = m["deadline_s"]
+    rows = []
+    for route, points in sorted(series.items()):
+        seen = [s for _, s in points if s is not None]
+        late = sum(1 for _, s in points if s is None or s > deadlines[route])
+        rows.append([route, len(points), _seconds(statistics.median(seen)) if seen else "–",
+                     _seconds(max(seen)) if seen else "–", f"{deadlines[route]:g} s", late])
+    return (_image(charts.delivery_trend(dict(series), deadlines), "delivery times against their deadlines")
+            + _table(["Route", "Runs", "Median", "Slowest", "Deadline", "Late or missing"], rows))
+
+
+def _p95_section(runs: list[dict]) -> str:
+    measured = _measured(runs, P95)
+    if not measured:
+        return "<p class='empty'>No p95 measured in these runs.</p>"
+    series: dict[str, list[dict]] = defaultdict(list)
+    for m in measured:
+        series[m["endpoint"]].append(m)
+    rows = []
+    for endpoint, points in sorted(series.items()):
+        p95s = [p["p95_ms"] for p in points if p.get("p95_ms") is not None]
+        verdicts = Counter(p.get("verdict") or "none" for p in points)
+        latest = points[-1]
+        rows.append([endpoint, len(points), f"{latest['p95_ms']:.1f} ms" if latest.get("p95_ms") is not None else "–",
+                     f"{max(p95s):.1f} ms" if p95s else "–", f"{latest.get('warning_ms') or 0:g} ms",
+                     f"{latest.get('critical_ms') or 0:g} ms",
+                     ", ".join(f"{n} {v}" for v, n in verdicts.most_common())])
+    return (_image(charts.p95_trend(dict(series)), "p95 per endpoint against its budgets")
+            + _table(["Endpoint", "Runs", "Latest p95", "Worst p95", "Warning >", "Critical >", "Verdicts"], rows))
+
+
+def _day(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%a %d %b")
+
+
+def _per_day(items: list[tuple[float, str, int]]) -> tuple[list[str], dict[str, list[int]]]:
+    """(day labels, kind -> count per day) from (time, kind, count) items, days in order."""
+    days = list(dict.fromkeys(_day(t) for t, _, _ in sorted(items)))
+    counts: dict[str, list[int]] = {}
+    for when, kind, count in items:
+        counts.setdefault(kind, [0] * len(days))[days.index(_day(when))] += count
+    return days, counts
+
+
+_CATEGORY_COLOURS = {"Could not check": "#ef6c00", "Delivery failure": "#6a1b9a", "Security": "#ad1457",
+                     "Latency budget": "#1565c0", "Config drift": "#c62828", "Other": "#757575"}
+
+
+def _category_section(runs: list[dict]) -> str:
+    items = [(run.get("started", 0), category, count) for run in runs
+             for category, count in (run.get("failures_by_category") or {}).items() if count]
+    if not items:
+        return "<p class='empty'>No failed or unchecked check in these runs.</p>"
+    days, counts = _per_day(items)
+    totals = Counter()
+    for _, category, count in items:
+        totals[category] += count
+    return (_image(charts.category_bars(days, counts, _CATEGORY_COLOURS, "failing checks", "Failures by category"),
+                   "failures by category per day")
+            + _table(["Category", "Failing checks this week"], [[c, n] for c, n in totals.most_common()]))
+
+
+def _real_alerts_section(runs: list[dict]) -> str:
+    # Each run reports what it saw; runs overlap, so one firing is counted once (by its id).
+    unique = {(m.get("source"), m.get("id") or m.get("at")): m for m in _measured(runs, REAL_ALERT)}
+    alerts = sorted(unique.values(), key=lambda m: m.get("at") or m["started"])
+    if not alerts:
+        return ("<p class='empty'>No alert fired for real in these runs' view (paymon's own test events and "
+                "drills are not counted).</p>")
+    days, counts = _per_day([(m.get("at") or m["started"], m.get("alert", "?"), 1) for m in alerts])
+    rows = Counter((m.get("alert", "?"), m.get("source", "")) for m in alerts)
+    return (_image(charts.category_bars(days, counts, {}, "firings", "Alerts that fired for real"),
+                   "alerts that fired for real per day")
+            + _table(["Alert", "Seen in", "Firings"], [[a, s, n] for (a, s), n in rows.most_common()]))
+
+
 def render_weekly(runs: list[dict], now: float | None = None) -> str:
     week = last_week(runs, now)
     outcomes = Counter(_EXIT_STATUS.get(r.get("exit_code"), "fail") for r in week)
@@ -82,7 +195,8 @@ def render_weekly(runs: list[dict], now: float | None = None) -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>paymon weekly review</title>
 <style>body{{font:14px system-ui,sans-serif;margin:2em;max-width:70em}}td,th{{padding:.3em .8em;text-align:left}}
-tr:nth-child(even){{background:#f5f5f5}}</style></head><body>
+tr:nth-child(even){{background:#f5f5f5}}img.plot{{display:block;max-width:100%;margin:.5em 0}}
+.empty{{color:#616161;font-style:italic}}</style></head><body>
 <h1>Payment monitoring: weekly review</h1>
 <p>{html.escape(period)} · {len(week)} runs: {html.escape(summary)}</p>
 {_strip(week)}
@@ -91,6 +205,14 @@ tr:nth-child(even){{background:#f5f5f5}}</style></head><body>
 {"".join(_criterion_rows(week))}
 </table>
 <p><small>Green pass · yellow warning · orange could not check · red fail. From reports/runs.jsonl.</small></p>
+<h2>Delivery times against their deadlines</h2>
+{_delivery_section(week)}
+<h2>p95 per endpoint against budgets</h2>
+{_p95_section(week)}
+<h2>Failures by category</h2>
+{_category_section(week)}
+<h2>Alerts that fired for real</h2>
+{_real_alerts_section(week)}
 </body></html>
 """
 
