@@ -1,8 +1,10 @@
 """§7 Post-deployment: "Check reconciliation cron job runs successfully at 2 AM UTC" — the cron
-monitor that watches it exists with that schedule and timezone."""
+monitor that watches it exists with that schedule and timezone, the job's last run checked in ok
+recently, and no discrepancy it reported is left open."""
 
 import pytest
 
+from paymon.payment_monitoring import reconciliation_findings
 from paymon.report import fail_with
 
 pytestmark = pytest.mark.criterion("Reconciliation cron job runs at 2 AM UTC")
@@ -10,3 +12,10 @@ pytestmark = pytest.mark.criterion("Reconciliation cron job runs at 2 AM UTC")
 
 def test_reconciliation_monitor(sentry, spec):
     fail_with(sentry.cron_findings())
+
+
+def test_reconciliation_last_run(sentry_client, spec):
+    """The job ran: the monitor's newest check-in is `ok` and at most `cron.last_checkin_within`
+    (26 h) old, and no "reconciliation discrepancies detected" issue is open (§6: each one is
+    investigated and resolved). Reads monitor check-ins and issues; changes nothing."""
+    fail_with(reconciliation_findings(sentry_client, spec))

@@ -12,6 +12,7 @@ subscription's state, freshly signed each time (reference §3).
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor, wait
 
@@ -36,6 +37,8 @@ from paymon.latency import (
     measure,
     probe_http,
 )
+from paymon.payment_monitoring import alert_query, count, test_mode_findings, wait_for_events
+from paymon.report import fail_with
 
 WEBHOOK = "/api/webhooks/lemonsqueezy"
 CHECKOUTS = ("/api/checkout/pro", "/api/checkout/payg")
@@ -44,6 +47,13 @@ WRONG_SECRET = "not-the-secret"  # valid 64-hex signature that does not match (r
 # across every paymon run; send only while count + planned <= 3, at most 2 per run.
 MISSIGNED_PER_RUN, MISSIGNED_CEILING = 2, 3
 TIMEOUT_S = 10.0
+# How long the "Invalid webhook signature" warning may take to become searchable in Sentry after a
+# rejected probe: live ingestion takes seconds (60 s is the guide's Slack deadline, §3); the
+# sandbox ingests at once, so 5 s is plenty and a missing warning fails fast.
+SIGNATURE_WARNING_DEADLINE_S = {True: 60.0, False: 5.0}
+SKEW_S = 120  # clocks of paymon and Sentry may differ (reference §4.9)
+SIGNATURE_ALERT = "Webhook Signature Verification Failure Spike"
+INVALID_SIGNATURE = "Invalid webhook signature"  # the warning the app logs (guide §1 Alert 3)
 
 
 class PaymentProbeWarning(UserWarning):
@@ -140,9 +150,10 @@ def _app_backend(sandbox_server):
 
 
 @pytest.mark.criterion("Confirm webhook processing working correctly")
-def test_webhook_rejects_forged_signature(payment_app, request, sandbox_server):
+def test_webhook_rejects_forged_signature(payment_app, request, sandbox_server, spec):
     """A forged and a missing X-Signature get 401 and are not processed; the correctly signed same
-    delivery then gets 2xx and is processed (once)."""
+    delivery then gets 2xx and is processed (once); each rejection's "Invalid webhook signature"
+    warning arrives in Sentry (polled through the events API within a deadline)."""
     try:
         secret, subscription = payment_app.require_secret(), payment_app.require_subscription()
         sentry_client = request.getfixturevalue("sentry_client")
@@ -154,15 +165,20 @@ def test_webhook_rejects_forged_signature(payment_app, request, sandbox_server):
             f"{recent} 'Invalid webhook signature' warning(s) in production in the last 5 minutes; sending "
             f"{MISSIGNED_PER_RUN} more could page the security team (> 5 in 5 min). Retry in 5 minutes."))
 
+    alert = spec.alert(SIGNATURE_ALERT)
+    warning_query, since = alert_query(alert), time.time() - SKEW_S
+    before = count(sentry_client, "errors", warning_query, alert.environment, start=since)
     body = synthetic_webhook_body(subscription)
     webhook_id = json.loads(body)["meta"]["webhook_id"]
     url, app = payment_app.url(WEBHOOK), _app_backend(sandbox_server)
-    problems = []
+    problems, rejected = [], 0
     with httpx.Client(timeout=TIMEOUT_S) as client:
         for label, signature in (("forged (wrong secret)", sign(body, WRONG_SECRET)), ("missing", None)):
             response = _post(client, url, body, webhook_headers(body, signature, payment_app.headers))
             if response.status_code != 401:
                 problems.append(f"{label} X-Signature: status expected 401, actual {response.status_code}")
+            else:
+                rejected += 1
         if app is not None and webhook_id in app.processed:
             problems.append("a delivery with a bad X-Signature was processed by the app")
         response = _post(client, url, body, webhook_headers(body, sign(body, secret), payment_app.headers))
@@ -172,6 +188,15 @@ def test_webhook_rejects_forged_signature(payment_app, request, sandbox_server):
             problems.append("correctly signed delivery was answered as a duplicate: a mis-signed one was processed")
         elif app is not None and webhook_id not in app.processed:
             problems.append("correctly signed delivery got 2xx but was not processed")
+    if rejected:
+        deadline = SIGNATURE_WARNING_DEADLINE_S[payment_app.live]
+        seen, waited = wait_for_events(sentry_client, warning_query, alert.environment, since, before + rejected,
+                                       deadline)
+        if seen < before + rejected:
+            problems.append(f'"{INVALID_SIGNATURE}" warnings in Sentry ({alert.environment}) after {rejected} '
+                            f"rejected probe(s): expected {before + rejected} within {deadline:g}s, actual {seen} "
+                            f"({before} before the probes) — the app does not log the rejection, so "
+                            f'"{SIGNATURE_ALERT}" can never fire')
     if problems:
         pytest.fail(f"{WEBHOOK}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems),
                     pytrace=False)
@@ -186,6 +211,13 @@ def _json(response: httpx.Response) -> dict:
 
 
 # --- test mode -----------------------------------------------------------------------------------------
+
+@pytest.mark.criterion("Test mode not detected in production (§6)")
+def test_no_test_mode_event_in_production(sentry_client, spec):
+    """No "Test mode detected in production" event (alert 6's filter, fatal) in production over
+    the last `test_mode.window` (24 h), from Sentry's events API. Read-only."""
+    fail_with(test_mode_findings(sentry_client, spec))
+
 
 @pytest.mark.criterion("Test mode not detected in production (§6)")
 def test_not_in_test_mode(payment_app):

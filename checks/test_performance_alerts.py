@@ -1,7 +1,9 @@
-"""§2 "Performance Alert Thresholds": a p95 alert per payment endpoint, warning and critical."""
+"""§2 "Performance Alert Thresholds": a p95 alert per payment endpoint, warning and critical; and
+§2 "Enable Performance Tracking": Sentry really receives each payment transaction, tagged."""
 
 import pytest
 
+from paymon.payment_monitoring import transaction_findings
 from paymon.report import fail_with
 
 pytestmark = pytest.mark.criterion("Performance monitoring enabled for payment endpoints")
@@ -11,3 +13,10 @@ def test_performance_alert(budget, sentry):
     """The endpoint's p95 alert exists, is enabled, watches this transaction in production and
     fires at the warning and the critical budget with the declared actions."""
     fail_with(sentry.performance_findings(budget))
+
+
+def test_payment_transactions_in_sentry(budget, sentry_client, spec):
+    """Sentry has recent transactions of this endpoint (`performance.recent`, production), tagged
+    `payment_flow:true` as §2's beforeSendTransaction does, and Sentry's own p95 of them is not
+    above the critical budget (read from the events API; nothing is sent)."""
+    fail_with(transaction_findings(sentry_client, spec, budget))

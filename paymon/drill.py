@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 from paymon.delivery import iso, late_grace, parse_iso
 from paymon.rules import query as q
-from paymon.slack import message_texts
+from paymon.slack import find_channel, message_texts
 
 DRILL_TAG = "paymon_drill"
 _RESOLVED = re.compile(r"\bResolved\b")
@@ -328,7 +328,7 @@ class Readback:
 
     def _channel(self, name: str) -> dict | None:
         if name not in self._channels:
-            self._channels[name] = self.slack_reader.channel_by_name(name)
+            self._channels[name] = find_channel(self.slack_reader.channels(), name)
         return self._channels[name]
 
     def _service(self, name: str) -> dict | None:

@@ -4,11 +4,12 @@ so a missing page is explained by its cause, not only by its absence."""
 from __future__ import annotations
 
 from paymon.rules.compare import Finding
+from paymon.slack import find_channel
 from paymon.spec import PagerDutyDelivery
 
 
 def slack_channel_findings(name: str, reader, sentry_bot_user: str | None) -> list[Finding]:
-    channel = reader.channel_by_name(name)
+    channel = find_channel(reader.channels(), name)  # one channel list for every channel checked
     if channel is None:
         return [Finding(name, "channel", "present", "missing (or private and the bot cannot see it)",
                         "field", "Slack conversations.list", "create the channel and invite the Sentry app")]

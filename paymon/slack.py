@@ -47,6 +47,11 @@ class SlackRateLimited(TargetUnavailable):
         self.retry_after = retry_after
 
 
+def find_channel(channels: list[dict], name: str) -> dict | None:
+    wanted = name.lstrip("#")
+    return next((c for c in channels if c.get("name") == wanted), None)
+
+
 def message_texts(message: dict) -> Iterator[str]:
     """Every piece of text a person sees in a message: fallback, blocks, attachments."""
     yield message.get("text") or ""
@@ -117,8 +122,7 @@ class SlackReader:
                 return channels
 
     def channel_by_name(self, name: str) -> dict | None:
-        wanted = name.lstrip("#")
-        return next((c for c in self.channels() if c.get("name") == wanted), None)
+        return find_channel(self.channels(), name)
 
     def members(self, channel_id: str) -> list[str]:
         members, cursor = [], None

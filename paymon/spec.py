@@ -151,6 +151,10 @@ class PerformanceSpec(_Model):
     environment: str | None = None
     actions: PerformanceActions
     budgets: list[PerformanceBudget]
+    # How far back "recent transactions" reach when checking that Sentry receives each payment
+    # transaction, tagged payment_flow, with a p95 inside its budget (monitoring.yaml says why).
+    recent: Seconds = 24 * 3600
+    traces_sample_rate: float = Field(default=0.1, gt=0, le=1)
 
 
 class WidgetSpec(_Model):
@@ -180,6 +184,8 @@ class CronSpec(_Model):
     schedule: str
     timezone: str = "UTC"
     environment: str | None = None
+    last_checkin_within: Seconds = 26 * 3600
+    """The newest check-in must be `ok` and at most this old."""
 
     @field_validator("schedule")
     @classmethod
@@ -187,6 +193,25 @@ class CronSpec(_Model):
         if len(v.split()) != 5:
             raise ValueError(f"expected a 5-field crontab schedule, got {v!r}")
         return v
+
+
+class UsageReportingSpec(_Model):
+    """§1 Alert 4 / §4 Widget 5: the share of PAYG usage reports that fail, over `window`."""
+
+    alert: str = "Usage Reporting Failure Rate"
+    """The alert whose filter selects the failures (its events and environment too)."""
+    transaction: str = "usage-report"
+    """The app's usage-reporting transaction (every report, sampled at performance.traces_sample_rate)."""
+    window: Seconds = 24 * 3600
+    max_failure_rate: float = Field(default=0.01, ge=0, le=1)
+
+
+class TestModeSpec(_Model):
+    """§1 Alert 6 ("SHOULD NEVER FIRE") over the §7 post-deployment 24 hours."""
+
+    __test__ = False  # not a pytest class
+    alert: str = "Test Mode Detected in Production"
+    window: Seconds = 24 * 3600
 
 
 class SlackIntegrationSpec(_Model):
@@ -253,6 +278,8 @@ class Spec(_Model):
     dashboard: DashboardSpec
     cron: CronSpec
     delivery: DeliverySpec
+    usage_reporting: UsageReportingSpec = Field(default_factory=UsageReportingSpec)
+    test_mode: TestModeSpec = Field(default_factory=TestModeSpec)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> "Spec":
@@ -270,6 +297,10 @@ class Spec(_Model):
         for alert in self.all_alerts:
             if alert.severity not in self.severity_routing:
                 raise ValueError(f"{alert.name}: severity {alert.severity!r} has no severity_routing entry")
+        known = {a.name for a in self.alerts}
+        for where, name in (("usage_reporting", self.usage_reporting.alert), ("test_mode", self.test_mode.alert)):
+            if name not in known:
+                raise ValueError(f"{where}.alert: {name!r} is not one of the alerts")
         return self
 
     @property

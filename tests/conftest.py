@@ -34,6 +34,8 @@ def _read_junit(path: Path) -> tuple[dict[str, str], set[str]]:
         return failures, passed
     for case in ET.parse(path).getroot().iter("testcase"):
         name = case.get("name")
+        if name.rfind("@") > name.rfind("]"):
+            name = name.rsplit("@", 1)[0]  # xdist --dist=loadgroup's group suffix
         problem = case.find("failure")
         if problem is None:
             problem = case.find("error")

@@ -42,6 +42,7 @@ def server():
 
 
 def _events(sandbox: SandboxServer, message: str) -> list:
+    sandbox.backend("app").telemetry.flush()  # the app's SDK sends from a background worker
     return [e for e in sandbox.sentry.events.visible_events(float("inf")) if e.data.get("message") == message]
 
 
@@ -84,7 +85,9 @@ def test_golden_world_serves_the_app_and_describes_it():
     assert "app" in golden_world()
     with SandboxServer(golden_world()) as sandbox:
         info = sandbox.describe()["app"]
-        assert info == {"base_url": f"{sandbox.base_url}/app", "webhook_secret": golden_app_world()["knobs"]["webhook_secret"]}
+        assert info == {"base_url": f"{sandbox.base_url}/app",
+                        "webhook_secret": golden_app_world()["knobs"]["webhook_secret"],
+                        "cron_secret": golden_app_world()["knobs"]["cron_secret"]}
 
 
 @pytest.mark.parametrize("path", ["/app/api/checkout/pro", "/app/api/checkout/payg"])
@@ -182,9 +185,11 @@ def test_older_update_does_not_overwrite_newer_state():
 
 def test_test_mode_knob_makes_checkouts_test_mode_and_logs_fatal():
     with SandboxServer(_world(test_mode=True)) as sandbox:
+        [startup] = _events(sandbox, "Test mode detected in production")  # the start-up guard
+        assert startup.data["level"] == "fatal" and startup.data["tags"]["startup"] == "true"
         assert _post(sandbox, "/app/api/checkout/pro", json={}).json()["test_mode"] is True
-        [event] = _events(sandbox, "Test mode detected in production")
-        assert event.data["level"] == "fatal"
+        events = _events(sandbox, "Test mode detected in production")
+        assert len(events) == 2 and all(e.data["level"] == "fatal" for e in events)
 
 
 def test_skip_signature_verification_accepts_forgeries():

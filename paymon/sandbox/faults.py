@@ -387,7 +387,55 @@ def _pagerduty_late(world: dict, changed: _Changes) -> None:
     changed()
 
 
+# --- the payment app (world["app"]): what Sentry has seen of it --------------------------------------
+
+def _app(world: dict, changed: _Changes) -> dict:
+    app = world.get("app")
+    if app is None:
+        raise ConfigError(f"fault {changed.fault!r} needs the world's payment app ('app')")
+    return app
+
+
+def _app_knob(key: str, value) -> Callable[[dict, _Changes], None]:
+    def fault(world: dict, changed: _Changes) -> None:
+        knobs = _app(world, changed).setdefault("knobs", {})
+        if knobs.get(key) != value:
+            knobs[key] = value
+            changed()
+    return fault
+
+
+def _app_history(key: str, value) -> Callable[[dict, _Changes], None]:
+    def fault(world: dict, changed: _Changes) -> None:
+        history = _app(world, changed).setdefault("history", {})
+        if history.get(key) != value:
+            history[key] = copy.deepcopy(value)
+            changed()
+    return fault
+
+
+def _reconciliation_issue_open(world: dict, changed: _Changes) -> None:
+    """Lemon Squeezy says the synthetic Pro subscription is cancelled, the app's DB says active (a
+    missed webhook): last nights' runs reported "reconciliation discrepancies detected", unresolved."""
+    app = _app(world, changed)
+    rows = [{k: r.get(k) for k in ("id", "status", "variant_id", "subscription_item_id")}
+            for r in app.get("subscriptions", []) if r.get("status") != "pending"]
+    for row in rows:
+        if row["id"] == "1287450":
+            row["status"] = "cancelled"
+            changed()
+    app.setdefault("lemonsqueezy", {})["subscriptions"] = rows
+
+
 _WORLD_FAULTS: dict[str, Callable[[dict, _Changes], None]] = {
+    "usage-failures": _app_knob("usage_error_rate", 0.2),
+    "cron-missed": _app_history("reconciliation", ["ok", "missed", "missed"]),
+    "cron-last-error": _app_history("reconciliation", ["ok", "error"]),
+    "reconciliation-issue-open": _reconciliation_issue_open,
+    "test-mode-event": _app_history("test_mode_hours_ago", [3]),
+    "no-transactions": _app_knob("traces_sample_rate", 0.0),
+    "transactions-untagged": _app_knob("tag_payment_flow", False),
+    "signature-warning-not-sent": _app_knob("log_invalid_signature", False),
     "channel-archived": _channel_archived,
     "bot-not-in-channel": _bot_not_in_channel,
     "pagerduty-service-disabled": _pagerduty_service_disabled,
@@ -436,6 +484,15 @@ FAULTS: dict[str, str] = {
     "cron-wrong-hour": 'cron monitor "reconciliation-daily": schedule 0 3 * * * instead of 0 2 * * *',
     "perf-threshold": "p95 alert for /api/subscription/payg/create: critical 500 -> 800 ms",
     "event-types-error-only": 'alert "Usage Reporting Failure Rate": event types error only (messages ignored)',
+    "usage-failures": "payment app: 20% of PAYG usage reports fail over the last 24 h (\"Usage reporting failed\")",
+    "cron-missed": "reconciliation job: the last two 02:00 UTC runs never happened (missed check-ins)",
+    "cron-last-error": "reconciliation job: last night's run checked in error",
+    "reconciliation-issue-open": 'reconciliation job: a status mismatch reported, issue '
+                                 '"reconciliation discrepancies detected" unresolved',
+    "test-mode-event": 'payment app: "Test mode detected in production" fired 3 h ago (since fixed)',
+    "no-transactions": "payment app: performance tracing off (tracesSampleRate 0): no transactions in Sentry",
+    "transactions-untagged": "payment app: beforeSendTransaction lost: transactions not tagged payment_flow",
+    "signature-warning-not-sent": 'payment app: rejects bad signatures but sends no "Invalid webhook signature"',
 }
 
 

@@ -7,7 +7,8 @@
 
 Services are mounted by path prefix. Sentry owns the root (its API lives under `/api/0/` and the
 SDK posts to `/api/<project id>/envelope/`), so later services get their own prefix (`/slack`,
-`/pagerduty`) and are matched first; add them to `SERVICES`.
+`/pagerduty`) and are matched first; add them to `SERVICES`. `/_sandbox/` is the control API
+(paymon.sandbox.control): the clock and the alert engine's record, for other processes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from paymon.sandbox.app import AppBackend, build_app_app
+from paymon.sandbox.control import PREFIX as CONTROL_PREFIX
+from paymon.sandbox.control import build_control_app
 from paymon.sandbox.hub import Hub
 from paymon.sandbox.sentry import SentryBackend, build_sentry_app
 from paymon.sandbox.pagerduty import PagerDutyBackend, build_pagerduty_app
@@ -58,6 +61,8 @@ def build_app(world: dict, hub: Hub | None = None) -> Starlette:
         backend = service.backend_factory(world[name], hub)
         backends[name] = backend
         mounts.append(Mount(service.prefix, app=service.app_factory(backend)))
+    # The control API (clock, engine firings, outbox) for processes that do not hold the backends.
+    mounts.insert(0, Mount(CONTROL_PREFIX, app=build_control_app(hub)))
     app = Starlette(routes=mounts)
     app.state.backends = backends
     app.state.hub = hub
@@ -147,12 +152,19 @@ class SandboxServer:
             info["pagerduty"] = {"base_url": f"{self.base_url}/pagerduty", "token": pagerduty.default_token,
                                  "from_email": getattr(pagerduty, "default_from_email", None)}
         if "app" in self.backends:
-            info["app"] = {"base_url": f"{self.base_url}/app", "webhook_secret": self.backends["app"].webhook_secret}
+            app = self.backends["app"]
+            info["app"] = {"base_url": f"{self.base_url}/app", "webhook_secret": app.webhook_secret,
+                           "cron_secret": app.cron_secret}
         return info
 
     # --- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> SandboxServer:
+        # Services with a start-up of their own (the payment app: its test-mode guard and the
+        # world's history, sent to Sentry) run it now that the sandbox's address is known.
+        for backend in self.backends.values():
+            if hasattr(backend, "start") and callable(backend.start):
+                backend.start()
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
                                         name=f"paymon-sandbox-{self.port}", daemon=True)
         self._thread.start()
@@ -170,6 +182,9 @@ class SandboxServer:
             self._thread.join(timeout=self.START_TIMEOUT)
             self._thread = None
         self._socket.close()
+        for backend in self.backends.values():
+            if hasattr(backend, "stop") and callable(backend.stop):
+                backend.stop()
 
     def __enter__(self) -> SandboxServer:
         return self.start()

@@ -1,7 +1,7 @@
 """What paymon reads from one Sentry organisation, read once and judged against monitoring.yaml.
 
 Each area (alerts, dashboard, cron monitor, integrations) is fetched on first use and cached, so
-a session makes each API call once. A failure to read an area raises `TargetUnavailable` in the
+a run makes each API call once: the raw reads go through a `RunCache`, which xdist workers share. A failure to read an area raises `TargetUnavailable` in the
 checks that need it ("could not check") and leaves the other areas' checks alone.
 """
 
@@ -12,6 +12,7 @@ import functools
 from paymon.errors import TargetUnavailable
 
 from paymon import crons, dashboards, integrations
+from paymon.run_cache import RunCache
 from paymon.rules import compare
 from paymon.rules.compare import Finding
 from paymon.rules.model import Alert
@@ -41,25 +42,29 @@ def _read_once(method):
 
 
 class SentrySnapshot:
-    def __init__(self, client, spec: Spec):
+    def __init__(self, client, spec: Spec, cache: RunCache | None = None):
         self.client = client
         self.spec = spec
+        self.cache = cache or RunCache()
+
+    def _read(self, key: str, read, *args):
+        return self.cache.get(f"sentry.{key}", lambda: read(self.client, *args))
 
     # --- raw reads -------------------------------------------------------------------------------
 
     @_read_once
     def project(self) -> dict:
-        return api.get_project(self.client, self.client.settings.project)
+        return self._read("project", api.get_project, self.client.settings.project)
 
     @_read_once
     def integrations(self) -> list[dict]:
-        return api.list_integrations(self.client)
+        return self._read("integrations", api.list_integrations)
 
     @_read_once
     def directory(self) -> Directory:
         return Directory(
-            members=api.list_members(self.client),
-            teams=api.list_teams(self.client),
+            members=self._read("members", api.list_members),
+            teams=self._read("teams", api.list_teams),
             integrations=self.integrations,
         )
 
@@ -67,20 +72,20 @@ class SentrySnapshot:
     def alerts(self) -> AlertSet:
         project = self.project
         return read_alerts(
-            issue_rules=api.list_issue_rules(self.client, project["slug"]),
-            metric_rules=api.list_metric_alert_rules(self.client),
-            detectors=api.list_detectors(self.client, project["id"]),
-            workflows=api.list_workflows(self.client),
+            issue_rules=self._read("issue_rules", api.list_issue_rules, project["slug"]),
+            metric_rules=self._read("metric_rules", api.list_metric_alert_rules),
+            detectors=self._read("detectors", api.list_detectors, project["id"]),
+            workflows=self._read("workflows", api.list_workflows),
             directory=self.directory,
         )
 
     @_read_once
     def dashboard(self) -> dict | None:
-        return api.find_dashboard(self.client, self.spec.dashboard.title)
+        return self._read("dashboard", api.find_dashboard, self.spec.dashboard.title)
 
     @_read_once
     def monitor(self) -> dict | None:
-        return api.get_monitor(self.client, self.spec.cron.slug)
+        return self._read("monitor", api.get_monitor, self.spec.cron.slug)
 
     # --- judgements ------------------------------------------------------------------------------
 

@@ -1,5 +1,7 @@
-"""State of the reference payment app: its subscriptions, usage, processed webhooks, and the
-in-process Lemon Squeezy stand-in it creates checkouts with.
+"""State of the reference payment app: its database (SQLite: subscriptions, usage, processed
+webhooks), the in-process Lemon Squeezy stand-in it creates checkouts and reports usage with, its
+Sentry instrumentation (the real sentry-sdk, `telemetry.py`), the reconciliation job, and the
+world's recent past, replayed into Sentry when the sandbox starts.
 
 Shape of `world["app"]` (see `worlds/app.json`):
 
@@ -9,6 +11,17 @@ Shape of `world["app"]` (see `worlds/app.json`):
     subscriptions   [{"id", "user_id", "tier", "status", "variant_id", "subscription_item_id",
                       "is_usage_based", "updated_at"}]      the app's DB table (id: LS's, a string)
     usage           [{"subscription_item_id", "quantity", "at"}]  billable units the app recorded
+    lemonsqueezy    {"subscriptions": [{"id", "status", "variant_id", "subscription_item_id"}],
+                     "usage": {subscription item id: quantity}}   what LS holds; default: the same
+                                                 as the app's DB (no discrepancy)
+    history         what happened before the sandbox started, replayed into Sentry at start
+                    (telemetry only: the DB stays as the world gives it):
+                    traffic         {"per_endpoint": n, "over": "1h"}   sampled request transactions
+                    usage_reports   {"count": n, "over": "24h"}        PAYG usage reports to LS
+                    reconciliation  ["ok" | "error" | "missed", ...]   the job's last runs at the
+                                    cron schedule's ticks, oldest first (missed: Sentry records a
+                                    missed check-in)
+                    test_mode_hours_ago  [h, ...]     the start-up guard fired h hours ago
     knobs           webhook_secret               the LS signing secret the app verifies with
                     test_mode                    LEMONSQUEEZY_TEST_MODE: checkouts are test-mode
                     skip_signature_verification  a broken app: accepts any X-Signature
@@ -16,22 +29,32 @@ Shape of `world["app"]` (see `worlds/app.json`):
                     seed                         for latency and error draws
                     latency_ms                   {endpoint path: ms | {"p50", "p95"}} (or one value
                                                  for every endpoint): the app's simulated work
-
-Everything is in memory behind one lock: the app is a stand-in, not a database test.
+                    traces_sample_rate           §2 tracesSampleRate (production: 0.1)
+                    tag_payment_flow             §2 beforeSendTransaction tags payment routes
+                    log_invalid_signature        send the "Invalid webhook signature" warning
+                    usage_error_rate             fraction of usage reports LS refuses (429)
+                    cron_secret                  bearer token of POST /api/cron/reconcile
+                    cron_schedule, cron_slug     when the reconciliation job runs, its monitor
+                    db                           "memory" (default) or "file" (a temp file)
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import hmac
 import json
 import math
+import os
 import random
+import tempfile
 import threading
 import uuid
 from dataclasses import dataclass
 
+from paymon.sandbox.app.db import AppDB
+from paymon.sandbox.app.telemetry import AppTelemetry
 from paymon.sandbox.hub import Hub
 
 CHECKOUT_PRO = "/api/checkout/pro"
@@ -40,8 +63,13 @@ WEBHOOK = "/api/webhooks/lemonsqueezy"
 PAYG_CREATE = "/api/subscription/payg/create"
 ENDPOINTS = (CHECKOUT_PRO, CHECKOUT_PAYG, WEBHOOK, PAYG_CREATE)
 
+RECONCILE = "/api/cron/reconcile"
+
 INVALID_SIGNATURE = "Invalid webhook signature"
 TEST_MODE_IN_PRODUCTION = "Test mode detected in production"
+USAGE_REPORTING_FAILED = "Usage reporting failed"
+RECONCILIATION_DISCREPANCIES = "reconciliation discrepancies detected"
+USAGE_REPORT_TRANSACTION = "usage-report"
 SYNTHETIC_USER = "paymon-synthetic"
 
 DEFAULT_KNOBS = {
@@ -51,6 +79,14 @@ DEFAULT_KNOBS = {
     "error_rate": 0.0,
     "seed": 0,
     "latency_ms": 0,
+    "traces_sample_rate": 1.0,
+    "tag_payment_flow": True,
+    "log_invalid_signature": True,
+    "usage_error_rate": 0.0,
+    "cron_secret": "sandbox-cron-secret",
+    "cron_schedule": "0 2 * * *",
+    "cron_slug": "reconciliation-daily",
+    "db": "memory",
 }
 
 # z of the standard normal at 0.95: a lognormal with median p50 has p95 = p50 * exp(1.645 * sigma).
@@ -99,13 +135,26 @@ class Latency:
         return self.p50 * math.exp(rng.gauss(0.0, self.sigma))
 
 
-class LemonSqueezyStandIn:
-    """The bit of `POST /v1/checkouts` the app needs: a persistent checkout with a signed URL."""
+class UsageReportingError(Exception):
+    """Lemon Squeezy refused a usage record (the stand-in's `usage_error_rate`)."""
 
-    def __init__(self, store: dict, clock):
+    def __init__(self, status: int, detail: str):
+        super().__init__(f"{status} {detail}")
+        self.status, self.detail = status, detail
+
+
+class LemonSqueezyStandIn:
+    """The bits of the LS API the app needs: `POST /v1/checkouts` (a persistent checkout with a
+    signed URL), `POST /v1/usage-records`, and the subscription list reconciliation walks."""
+
+    def __init__(self, store: dict, clock, subscriptions: list[dict] | None = None,
+                 usage: dict | None = None):
         self.store = store
         self.clock = clock
         self.checkouts: dict[str, dict] = {}
+        self.subscriptions: dict[str, dict] = {str(s["id"]): dict(s) for s in subscriptions or []}
+        self.usage: dict[int, int] = {int(k): int(v) for k, v in (usage or {}).items()}
+        self.usage_records: list[dict] = []
 
     def create_checkout(self, variant_id: int, custom: dict, test_mode: bool) -> dict:
         checkout_id = str(uuid.uuid4())
@@ -120,6 +169,50 @@ class LemonSqueezyStandIn:
         self.checkouts[checkout_id] = checkout
         return checkout
 
+    def create_usage_record(self, subscription_item_id: int, quantity: int, fail: bool) -> dict:
+        if fail:
+            raise UsageReportingError(429, "Too Many Attempts.")
+        record = {"type": "usage-records", "id": str(len(self.usage_records) + 1),
+                  "attributes": {"subscription_item_id": subscription_item_id, "quantity": quantity,
+                                 "action": "increment"}}
+        self.usage_records.append(record)
+        self.usage[int(subscription_item_id)] = self.usage.get(int(subscription_item_id), 0) + int(quantity)
+        return record
+
+
+def find_discrepancies(app_rows: list[dict], app_usage: dict[int, int], ls_rows: dict[str, dict],
+                       ls_usage: dict[int, int]) -> list[dict]:
+    """The reconciliation job's comparison (reference §3): status mismatch, usage mismatch and
+    orphaned subscriptions, one dict per finding {kind, subscription_id, app, lemonsqueezy}."""
+    found = []
+    known = {str(r["id"]): r for r in app_rows if r.get("status") != "pending"}
+    for subscription_id, row in known.items():
+        ls = ls_rows.get(subscription_id)
+        if ls is None:
+            found.append({"kind": "orphaned subscription", "subscription_id": subscription_id,
+                          "app": row.get("status"), "lemonsqueezy": "missing"})
+            continue
+        if ls.get("status") != row.get("status"):
+            found.append({"kind": "status mismatch", "subscription_id": subscription_id,
+                          "app": row.get("status"), "lemonsqueezy": ls.get("status")})
+        item = row.get("subscription_item_id")
+        if row.get("is_usage_based") and item is not None:
+            ours, theirs = app_usage.get(int(item), 0), ls_usage.get(int(item), 0)
+            if ours != theirs:
+                found.append({"kind": "usage mismatch", "subscription_id": subscription_id,
+                              "app": ours, "lemonsqueezy": theirs})
+    for subscription_id, ls in ls_rows.items():
+        if subscription_id not in known:
+            found.append({"kind": "orphaned subscription", "subscription_id": subscription_id,
+                          "app": "missing", "lemonsqueezy": ls.get("status")})
+    return found
+
+
+def _seconds(value, default: float) -> float:
+    from paymon.spec import parse_duration
+
+    return float(parse_duration(value)) if value is not None else default
+
 
 class AppBackend:
     """The app's state and behaviour; `AppResponse` turns HTTP into calls on it."""
@@ -131,15 +224,44 @@ class AppBackend:
         self.store = world.get("store", {"id": 48213, "domain": "towerofbabel.lemonsqueezy.com"})
         self.variants = world.get("variants", {"pro": 512337, "payg": 512341})
         self.knobs = {**DEFAULT_KNOBS, **world.get("knobs", {})}
+        self.history = world.get("history") or {}
         self._latency = self._latencies(self.knobs["latency_ms"])
         self._rng = random.Random(self.knobs.get("seed", 0))
         self._lock = threading.Lock()
-        self.subscriptions: dict[str, dict] = {str(s["id"]): dict(s) for s in world.get("subscriptions", [])}
-        self.usage: list[dict] = list(world.get("usage", []))
-        self.processed: dict[str, dict] = {}  # dedupe key -> {"event_name", "subscription_id"}
+        self._db_file = None
+        if self.knobs.get("db") == "file":
+            handle, self._db_file = tempfile.mkstemp(prefix="paymon-app-", suffix=".sqlite3")
+            os.close(handle)
+        self.db = AppDB(self._db_file)
+        for row in world.get("subscriptions", []):
+            self.db.upsert_subscription(row)
+        for row in world.get("usage", []):
+            self.db.add_usage(row["subscription_item_id"], row["quantity"], row.get("at", 0.0), reported=True)
         self.rejected: int = 0                 # webhooks refused for their signature
         self.requests: dict[str, int] = {}     # endpoint -> count
-        self.lemonsqueezy = LemonSqueezyStandIn(self.store, self.hub.clock)
+        ls = world.get("lemonsqueezy") or {}
+        mirrored = [{k: r.get(k) for k in ("id", "status", "variant_id", "subscription_item_id")}
+                    for r in self.db.subscriptions() if r["status"] != "pending"]
+        self.lemonsqueezy = LemonSqueezyStandIn(
+            self.store, self.hub.clock, ls.get("subscriptions", mirrored),
+            ls.get("usage", self.db.usage_totals()))
+        self.telemetry = AppTelemetry(self.hub, self.environment, float(self.knobs["traces_sample_rate"]),
+                                      bool(self.knobs["tag_payment_flow"]))
+        self.started = False
+
+    # --- the DB, as the tests and checks read it ---------------------------------------------------
+
+    @property
+    def subscriptions(self) -> dict[str, dict]:
+        return {row["id"]: row for row in self.db.subscriptions()}
+
+    @property
+    def usage(self) -> list[dict]:
+        return self.db.usage()
+
+    @property
+    def processed(self) -> dict[str, dict]:
+        return self.db.processed_webhooks()
 
     # --- knobs ------------------------------------------------------------------------------------
 
@@ -156,6 +278,10 @@ class AppBackend:
         return self.knobs["webhook_secret"]
 
     @property
+    def cron_secret(self) -> str:
+        return self.knobs["cron_secret"]
+
+    @property
     def test_mode(self) -> bool:
         return bool(self.knobs["test_mode"])
 
@@ -168,15 +294,32 @@ class AppBackend:
             fails = rate > 0 and self._rng.random() < rate
         return delay, fails
 
-    # --- Sentry, reached through the hub ----------------------------------------------------------
+    # --- Sentry, through the app's sentry-sdk -----------------------------------------------------
 
     def report(self, message: str, level: str, tags: dict) -> None:
-        """What the app's Sentry SDK would send; nothing when the world has no Sentry."""
-        sentry = self.hub.backends.get("sentry")
-        if sentry is None:
+        """What the app's Sentry SDK sends; nothing when the world has no Sentry."""
+        self.telemetry.capture_message(message, level, tags)
+
+    def start(self) -> None:
+        """The app's start-up, once every service of the world exists: the test-mode guard, then
+        the world's history replayed into Sentry (and flushed, so the first read sees it)."""
+        if self.started:
             return
-        sentry.store_event({"message": message, "level": level, "environment": self.environment,
-                            "platform": "node", "tags": tags, "timestamp": self.hub.clock.now()})
+        self.started = True
+        if self.telemetry.sentry is None:
+            return
+        self.replay_history()
+        if self.test_mode and self.environment == "production":
+            self.report(TEST_MODE_IN_PRODUCTION, "fatal", {"startup": "true"})
+        self.telemetry.flush()
+
+    def stop(self) -> None:
+        """Flush and close the app's SDK; a temp-file DB is unlinked (its open connection, still
+        readable by tests after the server stopped, keeps the data until the process ends)."""
+        self.telemetry.close()
+        if self._db_file:
+            with contextlib.suppress(OSError):
+                os.unlink(self._db_file)
 
     # --- checkouts ----------------------------------------------------------------------------------
 
@@ -195,13 +338,12 @@ class AppBackend:
         """A PAYG checkout plus the app's pending row for the user: one row per user, however often."""
         result = self.create_checkout("payg", user_id)
         with self._lock:
-            row = next((s for s in self.subscriptions.values()
-                        if s["user_id"] == user_id and s["tier"] == "payg" and s["status"] == "pending"), None)
+            row = self.db.pending_payg(user_id)
             if row is None:
-                row = {"id": f"pending-{user_id}", "user_id": user_id, "tier": "payg", "status": "pending",
-                       "variant_id": self.variants["payg"], "subscription_item_id": None,
-                       "is_usage_based": True, "updated_at": None}
-                self.subscriptions[row["id"]] = row
+                row = self.db.upsert_subscription({
+                    "id": f"pending-{user_id}", "user_id": user_id, "tier": "payg", "status": "pending",
+                    "variant_id": self.variants["payg"], "subscription_item_id": None,
+                    "is_usage_based": True, "updated_at": None})
             result["subscription"] = {"id": row["id"], "status": row["status"], "tier": "payg"}
         return result
 
@@ -215,7 +357,8 @@ class AppBackend:
     def reject_signature(self) -> None:
         with self._lock:
             self.rejected += 1
-        self.report(INVALID_SIGNATURE, "warning", {"webhook": "true"})
+        if self.knobs.get("log_invalid_signature", True):
+            self.report(INVALID_SIGNATURE, "warning", {"webhook": "true"})
 
     def process_webhook(self, raw_body: bytes, payload: dict) -> dict:
         """Apply a verified delivery once: dedupe on meta.webhook_id, else sha256 of the body."""
@@ -226,10 +369,10 @@ class AppBackend:
         if meta.get("test_mode") and self.environment == "production":
             self.report(TEST_MODE_IN_PRODUCTION, "fatal", {"webhook": "true"})
         with self._lock:
-            if key in self.processed:
+            if self.db.processed(key):
                 return {"received": True, "duplicate": True}
             subscription_id = self._apply(event, data)
-            self.processed[key] = {"event_name": event, "subscription_id": subscription_id}
+            self.db.mark_processed(key, event, subscription_id)
         return {"received": True, "duplicate": False}
 
     def _apply(self, event: str | None, data: dict) -> str | None:
@@ -240,7 +383,7 @@ class AppBackend:
             return str(attributes.get("subscription_id")) if attributes.get("subscription_id") else None
         if event.startswith("subscription_") and data.get("id") is not None:
             subscription_id = str(data["id"])
-            row = self.subscriptions.get(subscription_id)
+            row = self.db.subscription(subscription_id)
             updated_at = attributes.get("updated_at")
             if row is not None and updated_at and row.get("updated_at") and updated_at < row["updated_at"]:
                 return subscription_id  # older than what is stored: out-of-order delivery (§4.6)
@@ -250,17 +393,158 @@ class AppBackend:
                 "status": attributes.get("status"), "variant_id": attributes.get("variant_id"),
                 "subscription_item_id": item.get("id"), "is_usage_based": item.get("is_usage_based"),
                 "updated_at": updated_at}.items() if v is not None})
-            self.subscriptions[subscription_id] = row
+            self.db.upsert_subscription(row)
             return subscription_id
         return None
 
     # --- usage ----------------------------------------------------------------------------------------
 
     def record_usage(self, subscription_item_id: int, quantity: int) -> dict:
-        record = {"subscription_item_id": subscription_item_id, "quantity": quantity, "at": self.hub.clock.now()}
+        """Billable units recorded in the app's DB only (not reported to LS)."""
+        record = self.db.add_usage(subscription_item_id, quantity, self.hub.clock.now())
+        return {k: record[k] for k in ("subscription_item_id", "quantity", "at")}
+
+    def _usage_fails(self) -> bool:
+        rate = float(self.knobs.get("usage_error_rate") or 0.0)
         with self._lock:
-            self.usage.append(record)
-        return record
+            return rate > 0 and self._rng.random() < rate
+
+    def report_usage(self, subscription_item_id: int, quantity: int = 1, *, record: bool = True,
+                     sampled: bool | None = None) -> bool:
+        """Record billable units and report them to LS (`POST /v1/usage-records`), traced as the
+        `usage-report` transaction. On failure: the error "Usage reporting failed", tagged
+        `usage_reporting=error` (§1 Alert 4). Returns whether LS accepted the record."""
+        seq = self.db.add_usage(subscription_item_id, quantity, self.telemetry.now())["seq"] if record else None
+        with self.telemetry.transaction(USAGE_REPORT_TRANSACTION, "task", sampled=sampled,
+                                        duration_ms=5.0 if self.telemetry.pinned_time is not None else None) as tx:
+            fails = self._usage_fails()
+            try:
+                with self._lock:
+                    self.lemonsqueezy.create_usage_record(subscription_item_id, quantity, fails)
+            except UsageReportingError as exc:
+                if tx is not None:
+                    tx.set_status("resource_exhausted" if exc.status == 429 else "internal_error")
+                self.report(USAGE_REPORTING_FAILED, "error",
+                            {"usage_reporting": "error", "subscription_item_id": str(subscription_item_id),
+                             "lemonsqueezy_status": str(exc.status)})
+                return False
+            if tx is not None:
+                tx.set_status("ok")
+            if seq is not None:
+                self.db.mark_reported(seq)
+            return True
+
+    # --- reconciliation (§6 runbook: `npm run reconcile`, daily at ~02:00 UTC) -----------------------
+
+    def monitor_config(self) -> dict:
+        return {"schedule": {"type": "crontab", "value": self.knobs["cron_schedule"]}, "timezone": "UTC",
+                "checkin_margin": 5, "max_runtime": 30}
+
+    def reconcile(self, crash: bool = False, replay_duration_s: float | None = None) -> dict:
+        """The reconciliation job: check in `in_progress`, compare the DB with Lemon Squeezy, report
+        any discrepancy ("reconciliation discrepancies detected", tagged reconciliation=true), check
+        in `ok`, or `error` if the job itself failed. `replay_duration_s`: a past run (history,
+        inside `telemetry.at(start)`), stamped as having taken that long."""
+        slug = self.knobs["cron_slug"]
+        started = self.telemetry.now()
+
+        def later(fraction: float):
+            if replay_duration_s is None:
+                return contextlib.nullcontext()
+            return self.telemetry.at(started + replay_duration_s * fraction)
+
+        def duration() -> float:
+            return replay_duration_s if replay_duration_s is not None else max(0.0, self.telemetry.now() - started)
+
+        check_in_id = self.telemetry.checkin(slug, "in_progress", monitor_config=self.monitor_config())
+        try:
+            if crash:
+                raise RuntimeError("Lemon Squeezy API unavailable (503)")
+            with self._lock:
+                found = find_discrepancies(self.db.subscriptions(), self.db.usage_totals(),
+                                           self.lemonsqueezy.subscriptions, self.lemonsqueezy.usage)
+        except Exception as exc:  # the job failed: the monitor sees an error check-in
+            with later(1.0):
+                self.telemetry.checkin(slug, "error", check_in_id=check_in_id, duration_s=duration())
+            return {"status": "error", "error": str(exc), "discrepancies": []}
+        if found:
+            with later(0.8):
+                self._report_discrepancies(found)
+        with later(1.0):
+            self.telemetry.checkin(slug, "ok", check_in_id=check_in_id, duration_s=duration())
+        return {"status": "ok", "discrepancies": found}
+
+    def _report_discrepancies(self, found: list[dict]) -> None:
+        kinds = sorted({d["kind"] for d in found})
+        # §1 Alert 5: "Warning or Error (depending on discrepancy type)": a status mismatch is a
+        # missed webhook (warning); usage and orphans cost money or access (error).
+        level = "error" if any(k != "status mismatch" for k in kinds) else "warning"
+        with self.telemetry.scope() as scope:
+            if scope is None:
+                return
+            scope.set_extra("discrepancies", found)
+            scope.set_tag("reconciliation", "true")
+            scope.set_tag("discrepancy_types", ",".join(kinds))
+            if self.telemetry.pinned_time is None:
+                scope.capture_message(RECONCILIATION_DISCREPANCIES, level=level)
+            else:
+                scope.capture_event({"message": RECONCILIATION_DISCREPANCIES, "level": level,
+                                     "timestamp": self.telemetry._datetime()})
+
+    # --- the world's recent past ---------------------------------------------------------------------
+
+    def _ticks(self, count: int, now: float) -> list[float]:
+        """The cron schedule's last `count` ticks before now, oldest first."""
+        from paymon.sandbox.sentry.checkins import schedule_tick
+
+        config = {"schedule_type": "crontab", "schedule": self.knobs["cron_schedule"]}
+        ticks, moment = [], now
+        for _ in range(count):
+            tick = schedule_tick(config, moment, -1)
+            if tick is None:
+                break
+            ticks.append(tick)
+            moment = tick - 60
+        return list(reversed(ticks))
+
+    def replay_history(self) -> None:
+        now = self.hub.clock.now()
+        rng = random.Random(f"history-{self.knobs.get('seed', 0)}")
+        history = self.history
+        sentry = self.telemetry.sentry
+        runs = list(history.get("reconciliation") or [])
+        for tick, status in zip(self._ticks(len(runs), now), runs):
+            if status == "missed":  # no run: Sentry's monitor records the missed check-in itself
+                sentry.record_checkin({"monitor_slug": self.knobs["cron_slug"], "status": "missed",
+                                       "environment": self.environment}, received=tick + 5 * 60)
+                continue
+            with self.telemetry.at(tick + 1):
+                self.reconcile(crash=status == "error", replay_duration_s=48.0 if status == "ok" else 11.0)
+        for hours in history.get("test_mode_hours_ago") or []:
+            with self.telemetry.at(now - float(hours) * 3600):
+                self.report(TEST_MODE_IN_PRODUCTION, "fatal", {"startup": "true"})
+        traffic = history.get("traffic") or {}
+        rate = float(self.knobs["traces_sample_rate"])
+        if traffic and rate > 0:
+            over = _seconds(traffic.get("over"), 3600.0)
+            for endpoint in ENDPOINTS:
+                for _ in range(int(traffic.get("per_endpoint", 0))):
+                    at = now - rng.uniform(5.0, over)
+                    duration = self._latency[endpoint].draw(rng)
+                    with self.telemetry.at(at), self.telemetry.transaction(
+                            endpoint, "http.server", duration_ms=duration, sampled=True) as tx:
+                        tx.set_http_status(200)
+        usage = history.get("usage_reports") or {}
+        items = [r["subscription_item_id"] for r in self.db.subscriptions()
+                 if r.get("is_usage_based") and r.get("subscription_item_id") and r["status"] == "active"]
+        if usage and items:
+            over = _seconds(usage.get("over"), 86400.0)
+            count = int(usage.get("count", 0))
+            every = max(1, round(1 / rate)) if rate > 0 else None
+            for i, at in enumerate(sorted(now - rng.uniform(5.0, over) for _ in range(count))):
+                with self.telemetry.at(at):
+                    self.report_usage(items[i % len(items)], 1, record=False,
+                                      sampled=(every is not None and i % every == 0))
 
 
 def parse_json(raw_body: bytes) -> dict | None:

@@ -1,9 +1,11 @@
-"""HTTP handlers of the reference payment app: each does its simulated work (a seeded sleep),
-may fail per `error_rate`, then calls the backend."""
+"""HTTP handlers of the reference payment app: each request is one sentry-sdk transaction named
+after its route (`payment_flow` tagged by the §2 hook); each does its simulated work (a seeded
+sleep), may fail per `error_rate`, then calls the backend."""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -13,6 +15,7 @@ from paymon.sandbox.app.models import (
     CHECKOUT_PRO,
     INVALID_SIGNATURE,
     PAYG_CREATE,
+    RECONCILE,
     SYNTHETIC_USER,
     WEBHOOK,
     AppBackend,
@@ -33,16 +36,25 @@ class AppResponse:
             return JSONResponse({"error": "Internal server error"}, status_code=500)
         return None
 
+    async def _traced(self, endpoint: str, handler, request: Request) -> JSONResponse:
+        """The request as one transaction (op http.server, the route as its name, status from the
+        HTTP code), as @sentry/nextjs traces an API route."""
+        with self.backend.telemetry.transaction(endpoint, "http.server") as tx:
+            response = await handler(request)
+            if tx is not None:
+                tx.set_http_status(response.status_code)
+            return response
+
     @staticmethod
     async def _user(request: Request) -> str:
         payload = parse_json(await request.body()) or {}
         return str(payload.get("user_id") or SYNTHETIC_USER)
 
     async def checkout_pro(self, request: Request) -> JSONResponse:
-        return await self._checkout(request, CHECKOUT_PRO, "pro")
+        return await self._traced(CHECKOUT_PRO, lambda r: self._checkout(r, CHECKOUT_PRO, "pro"), request)
 
     async def checkout_payg(self, request: Request) -> JSONResponse:
-        return await self._checkout(request, CHECKOUT_PAYG, "payg")
+        return await self._traced(CHECKOUT_PAYG, lambda r: self._checkout(r, CHECKOUT_PAYG, "payg"), request)
 
     async def _checkout(self, request: Request, endpoint: str, tier: str) -> JSONResponse:
         if failed := await self._work(endpoint):
@@ -51,11 +63,17 @@ class AppResponse:
         return JSONResponse(result)
 
     async def payg_create(self, request: Request) -> JSONResponse:
+        return await self._traced(PAYG_CREATE, self._payg_create, request)
+
+    async def _payg_create(self, request: Request) -> JSONResponse:
         if failed := await self._work(PAYG_CREATE):
             return failed
         return JSONResponse(self.backend.create_payg_subscription(await self._user(request)))
 
     async def webhook(self, request: Request) -> JSONResponse:
+        return await self._traced(WEBHOOK, self._webhook, request)
+
+    async def _webhook(self, request: Request) -> JSONResponse:
         raw = await request.body()  # the raw bytes: re-serialised JSON would not match the signature
         # Verify before anything else (reference §4.2): no parsing, no work for a forged delivery.
         if not self.backend.signature_ok(raw, request.headers.get("x-signature")):
@@ -67,3 +85,14 @@ class AppResponse:
         if payload is None:
             return JSONResponse({"error": "Malformed webhook body"}, status_code=400)
         return JSONResponse(self.backend.process_webhook(raw, payload))
+
+    async def reconcile(self, request: Request) -> JSONResponse:
+        """`POST /api/cron/reconcile`: the daily job as a Vercel cron route, authorised by
+        `Authorization: Bearer <CRON_SECRET>` (Vercel's convention). 200 with the job's report."""
+        given = request.headers.get("authorization", "").encode("utf-8", "replace")
+        expected = f"Bearer {self.backend.cron_secret}".encode()
+        if not hmac.compare_digest(given, expected):
+            return JSONResponse({"error": "Unauthorized"}, status_code=401)
+        result = await asyncio.to_thread(self.backend.reconcile)
+        self.backend.telemetry.flush()
+        return JSONResponse(result)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from paymon.sandbox.app.models import CHECKOUT_PAYG, CHECKOUT_PRO, PAYG_CREATE, WEBHOOK
+from paymon.sandbox.app.models import CHECKOUT_PAYG, CHECKOUT_PRO, PAYG_CREATE, RECONCILE, WEBHOOK
 
 url_paths = {
     CHECKOUT_PRO: "checkout_pro",
     CHECKOUT_PAYG: "checkout_payg",
     WEBHOOK: "webhook",
     PAYG_CREATE: "payg_create",
+    RECONCILE: "reconcile",
 }
 
 

@@ -134,7 +134,9 @@ def aggregate_column(field: str, dataset: str) -> Column:
             return failed / len(transactions)
         return Column(field, "aggregate", failure_rate, "percentage")
     if name == "last_seen":
-        return Column(field, "aggregate", lambda events: iso(max(e.data["timestamp"] for e in events)), "date")
+        # No matching event: Sentry answers null (an aggregate-only query still has its one row).
+        return Column(field, "aggregate",
+                      lambda events: iso(max(e.data["timestamp"] for e in events)) if events else None, "date")
     raise ValueError(f"Unknown function: {name}")
 
 

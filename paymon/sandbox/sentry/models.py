@@ -359,10 +359,12 @@ class SentryBackend:
                 self.ingest_rate_limit = None
         return error
 
-    def ingest(self, project_id: str, body: bytes, headers, query, endpoint: str = "envelope"
-               ) -> tuple[dict, dict[str, str]]:
+    def ingest(self, project_id: str, body: bytes, headers, query, endpoint: str = "envelope",
+               received: float | None = None) -> tuple[dict, dict[str, str]]:
         """Accept one SDK request the way Relay does; returns (response body, extra headers).
         `headers` is any case-insensitive mapping with lower-case lookups, `query` a mapping.
+        `received` (in-process callers replaying a past, e.g. the sandbox app's history) overrides
+        the sandbox clock as the time Relay received the envelope.
         Raises IngestRejected with Relay's status for anything it refuses."""
         data = ingest.decode_body(body, headers.get("content-encoding"))
         try:
@@ -388,7 +390,7 @@ class SentryBackend:
             items = [i for i in items if i.category not in limited]
         event_id = envelope.event_id
         with self._data_lock:
-            now = self.hub.clock.now()
+            now = self.hub.clock.now() if received is None else received
             self.engine.refresh()
             for item in items:
                 payload = item.json()  # unknown item types never get here: skipped, not rejected
@@ -401,6 +403,15 @@ class SentryBackend:
                 event_id = event_id or stored.event_id
         return ({"id": event_id} if event_id else {}), extra_headers
 
+    def record_checkin(self, item: dict, project: dict | str | None = None, received: float | None = None
+                       ) -> dict | None:
+        """Apply one check-in in-process (the SDK's `check_in` item payload), as if received at
+        `received`: for a world's history, e.g. the `missed` check-in the monitor records itself."""
+        project = self.get_project(project) if isinstance(project, str) else (project or self.projects[0])
+        with self._data_lock:
+            now = self.hub.clock.now() if received is None else received
+            return apply_checkin(self.monitors, self.monitor_checkins, item, project, now)
+
     def _is_own_telemetry(self, payload: dict) -> bool:
         """An SDK initialised in the process serving the sandbox instruments the sandbox itself
         (the Starlette integration traces every request, including the envelope POSTs), and each
@@ -408,7 +419,8 @@ class SentryBackend:
         describing a request to the sandbox's own address are accepted and dropped."""
         base = self.hub.base_url
         url = str((payload.get("request") or {}).get("url") or "") if isinstance(payload.get("request"), dict) else ""
-        return bool(base) and url.startswith(base + "/")
+        # The reference payment app (mounted at /app) is a monitored service, not the sandbox itself.
+        return bool(base) and url.startswith(base + "/") and not url.startswith(base + "/app/")
 
     @staticmethod
     def _parse(data: bytes, endpoint: str) -> ingest.Envelope:
