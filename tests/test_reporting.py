@@ -20,6 +20,7 @@ import pytest
 
 from paymon.rules.compare import Finding
 from paymon.reporting import findings, guide, verdict
+from paymon.reporting.charts import PNG_SIGNATURE
 from paymon.reporting.allure_report import ReportPaths, ReportToolMissing, allure_command, build_report, record_run
 from paymon.reporting.results_files import CATEGORIES, categories_json, environment_properties
 from paymon.reporting.secrets import known_secrets, scrub, scrub_files
@@ -315,3 +316,122 @@ def test_weekly_page_summarises_stored_runs():
     page = render_weekly(runs)
     assert "2 runs: 1 fail, 1 pass" in page
     assert "X: window expected 1, actual 2 (1x)" in page and "<svg" in page and "1/2" in page
+
+
+# --- measuring checks: latency histogram, delivery timeline, the warning's text ------------------------
+
+MEASURING_CHECKS = ["checks/test_payment_endpoints.py", "checks/test_delivery.py"]
+
+
+def test_measuring_checks_attach_png_and_table_with_no_secret(run_suite, tmp_path):
+    alluredir = tmp_path / "allure-measured"
+    # The known secrets are set, and the sandbox app verifies webhooks with the webhook secret: the
+    # p95 probe of the webhook signs every request with it.
+    env = {k: v for k, v in SECRETS.items() if k != "SENTRY_DSN"}
+    run = run_suite(*MEASURING_CHECKS, f"--alluredir={alluredir}", env=env)
+    assert run.returncode == 0, run.output
+    results = _results(alluredir)
+    for path in ("/api/checkout/pro", "/api/checkout/payg", "/api/webhooks/lemonsqueezy",
+                 "/api/subscription/payg/create"):
+        attached = {a["name"]: a for a in _by_name(results, f"test_endpoint_p95[{path}]")["attachments"]}
+        assert attached["latency histogram"]["type"] == "image/png"
+        assert (alluredir / attached["latency histogram"]["source"]).read_bytes().startswith(PNG_SIGNATURE)
+        table = (alluredir / attached["latency statistics"]["source"]).read_text().splitlines()
+        assert table[0] == "statistic,value" and f"endpoint,{path}" in table and "verdict,pass" in table
+    slack = {a["name"]: a for a in _by_name(results, "test_slack_delivery")["attachments"]}
+    page = {a["name"]: a for a in _by_name(results, "test_pagerduty_delivery")["attachments"]}
+    for attached in (slack, page):
+        assert (alluredir / attached["delivery timeline"]["source"]).read_bytes().startswith(PNG_SIGNATURE)
+    rows = (alluredir / page["delivery timeline (table)"]["source"]).read_text().splitlines()
+    assert rows[0] == "step,at (UTC),seconds since firing,deadline (s),status,detail"
+    assert [r.split(",")[0] for r in rows[1:]] == ["test event fired", "incident created", "assigned to on-call",
+                                                   "on-call notified"]
+    assert all(",300,on time," in r for r in rows[2:])
+    assert any(r.startswith("seen in Slack #payments-alerts,") and ",60,on time," in r for r in
+               (alluredir / slack["delivery timeline (table)"]["source"]).read_text().splitlines())
+    # verdict.json carries the numbers for the weekly trends.
+    measured = json.loads((tmp_path / "verdict.json").read_text())["measurements"]
+    assert sorted(m.get("endpoint") or m["route"] for m in measured) == sorted(
+        ["/api/checkout/pro", "/api/checkout/payg", "/api/webhooks/lemonsqueezy", "/api/subscription/payg/create",
+         "Slack", "PagerDuty"])
+    leaks = [(path.name, name) for path in tmp_path.rglob("*") if path.is_file() and "world" not in path.name
+             for name, value in SECRETS.items() if value.encode() in path.read_bytes()]
+    assert not leaks
+
+
+def test_charts_draw_only_scrubbed_text(monkeypatch):
+    from paymon.delivery import Delivery
+    from paymon.latency import Budget, summarize
+    from paymon.reporting import attachments, charts, timeline
+
+    monkeypatch.setenv("SLACK_BOT_TOKEN", SECRETS["SLACK_BOT_TOKEN"])
+    secret_endpoint = f"/api/x?token={SECRETS['SLACK_BOT_TOKEN']}"
+    report = summarize([], rate=10, budget=Budget(500, 1000))
+    figure = charts.latency_histogram(report, secret_endpoint)
+    texts = [t.get_text() for ax in figure.axes for t in (ax.title, ax.xaxis.label)] + \
+        [t.get_text() for legend in figure.legends for t in legend.get_texts()]
+    assert not any(SECRETS["SLACK_BOT_TOKEN"] in t for t in texts) and any("[redacted]" in t for t in texts)
+    (png, table) = attachments.latency_attachments(report, secret_endpoint)
+    assert png.body.startswith(PNG_SIGNATURE) and SECRETS["SLACK_BOT_TOKEN"] not in table.body
+    line = timeline.slack_timeline(Delivery(f"M {SECRETS['SLACK_BOT_TOKEN']}", 100.0, 60), "#payments-alerts")
+    figure = charts.delivery_timeline(line)
+    assert SECRETS["SLACK_BOT_TOKEN"] not in figure.axes[0].title.get_text()
+    assert line.outcome == "seen in Slack #payments-alerts: missing"
+    assert all(SECRETS["SLACK_BOT_TOKEN"] not in a.body for a in attachments.delivery_attachments(line)
+               if isinstance(a.body, str))
+
+
+def test_pagerduty_timeline_reads_log_entries_at_the_end_of_their_second():
+    from paymon.delivery import Delivery
+    from paymon.reporting.timeline import LATE, MISSING, ON_TIME, pagerduty_timeline
+
+    delivery = Delivery("PAYMON-TEST-X-PAGE", 1000.2, 300, arrived_at=1012.999)
+    entries = [{"type": "assign_log_entry", "created_at": "1970-01-01T00:16:52Z", "assignees": [{"id": "U1"}]},
+               {"type": "notify_log_entry", "created_at": "1970-01-01T00:23:00Z", "user": {"id": "U2"}}]
+    line = pagerduty_timeline(delivery, {"id": "Q1", "urgency": "high"}, entries, {"U1"})
+    assert [(s.what, s.status(300)) for s in line.steps] == [
+        ("incident created", ON_TIME), ("assigned to on-call", ON_TIME), ("on-call notified", MISSING)]
+    assert round(line.steps[1].seconds, 3) == 12.799  # stamped 1012, happened before 1013
+    never = pagerduty_timeline(Delivery("PAYMON-TEST-Y-PAGE", 1000.0, 300, polls=4), None, [], set())
+    assert [s.status(300) for s in never.steps] == [MISSING] * 3 and LATE not in never.outcome
+    assert never.steps[0].detail == "polled 4x"
+
+
+def test_a_p95_warning_shows_its_reason_on_the_verdict_screen(run_suite, tmp_path):
+    import yaml
+
+    spec = yaml.safe_load((REPO / "monitoring.yaml").read_text())
+    for budget in spec["performance"]["budgets"]:
+        if budget["transaction"] == "/api/checkout/payg":
+            budget["warning"], budget["critical"] = 10, 200  # the sandbox's payg p95 lands between
+    scaled = tmp_path / "scaled-monitoring.yaml"
+    scaled.write_text(yaml.safe_dump(spec, sort_keys=False))
+    world = golden_world()
+    world["app"]["knobs"]["latency_ms"] = {"default": {"p50": 3, "p95": 6}, "/api/checkout/payg": 25}
+    run = run_suite("checks/test_payment_endpoints.py", f"--spec={scaled}", "-k", "p95", world=world)
+    assert run.returncode == 0, run.output
+    # (The screen is 80 columns in a subprocess: long lines end in "…".)
+    assert re.search(r"^WARNING\s+Performance monitoring enabled for payment endpoints \(1 of 4",
+                     run.output, re.M), run.output
+    assert re.search(r"^\s+warning: /api/checkout/payg: p95 [0-9.]+ ms", run.output, re.M), run.output
+    summary = json.loads((tmp_path / "verdict.json").read_text())
+    (criterion,) = summary["criteria"]
+    assert criterion["status"] == "warning" and criterion["reason"].startswith("warning: /api/checkout/payg: p95")
+
+
+def test_weekly_page_plots_the_stored_measurements():
+    day = 24 * 3600
+    runs = [{"started": n * day, "exit_code": 0, "criteria": [], "failures_by_category": {"Config drift": n},
+             "measurements": [
+                 {"kind": "delivery", "route": "Slack", "deadline_s": 60, "seconds": 10.0 * n},
+                 {"kind": "p95", "endpoint": "/api/checkout/pro", "p95_ms": 100.0 + n, "ci_low_ms": 90.0,
+                  "ci_high_ms": 120.0, "verdict": "pass", "warning_ms": 500, "critical_ms": 1000},
+                 {"kind": "real_alert", "alert": "Payment Failure Rate Spike", "source": "Slack", "id": "a1",
+                  "at": n * day}]} for n in (1, 2, 3, 7)]
+    page = render_weekly(runs)
+    assert page.count('<img class="plot"') == 4
+    assert "<td>Slack</td><td>4</td><td>25.0 s</td><td>70.0 s</td><td>60 s</td><td>1</td>" in page
+    assert "<td>/api/checkout/pro</td><td>4</td><td>107.0 ms</td>" in page
+    assert "<td>Config drift</td><td>13</td>" in page
+    # Overlapping runs report the same firing: counted once.
+    assert "<td>Payment Failure Rate Spike</td><td>Slack</td><td>1</td>" in page

@@ -171,6 +171,9 @@ def _dates(epochs: Sequence[float]):
 def _time_axis(axes) -> None:
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
+    low, high = axes.get_xlim()
+    if high - low < 1 / 24:  # one run (or all within the hour): give the date axis a day to label
+        axes.set_xlim(low - 0.5, high + 0.5)
     locator = AutoDateLocator(maxticks=8)
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
