@@ -68,6 +68,29 @@ def _cmd_sandbox_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_sandbox_reconcile(args: argparse.Namespace) -> int:
+    """Run the sandbox app's reconciliation job now (what Vercel's cron does at 02:00 UTC)."""
+    from paymon.sandbox.app.client import run_reconciliation
+
+    result = run_reconciliation(args.url, cron_secret=args.cron_secret, timeout=args.timeout)
+    print(json.dumps(result, indent=2) if args.json else _reconciliation_text(result))
+    if result.get("status") != "ok":
+        return EXIT_FAILED
+    return EXIT_FAILED if result.get("discrepancies") else EXIT_OK
+
+
+def _reconciliation_text(result: dict) -> str:
+    if result.get("status") != "ok":
+        return f"reconciliation job failed: {result.get('error')} (check-in: error)"
+    found = result.get("discrepancies") or []
+    if not found:
+        return "reconciliation: no discrepancies (check-in: ok)"
+    lines = [f"reconciliation discrepancies detected: {len(found)} (reported to Sentry; check-in: ok)"]
+    lines += [f"  - {d['kind']}: subscription {d['subscription_id']}: app {d['app']}, "
+              f"lemonsqueezy {d['lemonsqueezy']}" for d in found]
+    return "\n".join(lines)
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -97,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("spec", nargs="?", default="monitoring.yaml")
     check.set_defaults(func=_cmd_spec_check)
 
-    sandbox = sub.add_parser("sandbox", help="the built-in stand-ins for Sentry, Slack and PagerDuty")
+    sandbox = sub.add_parser("sandbox", help="the built-in stand-ins for Sentry, Slack, PagerDuty and the payment app")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)
 
     def world_options(p: argparse.ArgumentParser) -> None:
@@ -119,6 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     faults = sandbox_sub.add_parser("faults", help="list the named faults")
     faults.set_defaults(func=_cmd_sandbox_faults)
+
+    reconcile = sandbox_sub.add_parser(
+        "reconcile", help="run the sandbox payment app's reconciliation job now (cron check-ins, discrepancy report)")
+    reconcile.add_argument("url", help="the running sandbox: its base_url or its app.base_url "
+                                       "(from `paymon sandbox serve`)")
+    reconcile.add_argument("--cron-secret", default=None, metavar="SECRET",
+                           help="the app's CRON_SECRET (default: $CRON_SECRET, else the sandbox's)")
+    reconcile.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
+    reconcile.add_argument("--json", action="store_true", help="print the job's result as JSON")
+    reconcile.set_defaults(func=_cmd_sandbox_reconcile)
 
     report = sub.add_parser("report", help="build the HTML report (Allure 3) and the weekly review page")
     report.add_argument("--reports", default="reports", metavar="DIR",

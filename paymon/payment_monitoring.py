@@ -190,7 +190,11 @@ def reconciliation_findings(client, spec: Spec, now: float | None = None) -> lis
         at = _epoch(last.get("dateCreated"))
         source = f"check-in {last.get('id')} at {last.get('dateCreated')}"
         if last.get("status") != "ok":
-            findings.append(Finding(name, "last check-in status", "ok", last.get("status"), "field", source,
+            ok = [c for c in finished if c.get("status") == "ok" and _epoch(c.get("dateCreated"))]
+            last_ok = (f"last ok check-in {_ago(now - max(_epoch(c['dateCreated']) for c in ok))}" if ok
+                       else f"no ok check-in among the last {len(finished)}")
+            findings.append(Finding(name, "last check-in status", "ok", last.get("status"), "field",
+                                    f"{source}; {last_ok}",
                                     "§6 Reconciliation: run `npm run reconcile` by hand and read its log"))
         if at is None or now - at > cron.last_checkin_within:
             findings.append(Finding(name, "last check-in age", f"within {limit}",

@@ -49,7 +49,7 @@ def test_golden_app_passes_every_payment_check(run_suite):
     assert run.passed == {
         f"test_endpoint_p95[{path}]" for path in
         (PRO, PAYG, "/api/webhooks/lemonsqueezy", "/api/subscription/payg/create")
-    } | {"test_webhook_rejects_forged_signature", "test_not_in_test_mode"}
+    } | {"test_webhook_rejects_forged_signature", "test_not_in_test_mode", "test_no_test_mode_event_in_production"}
 
 
 def test_slow_checkout_fails_naming_endpoint_p95_and_budget(run_suite, scaled_spec):
@@ -102,3 +102,21 @@ def test_live_without_app_url_could_not_check(run_suite):
     run = run_suite(f"{CHECKS}::test_not_in_test_mode", "--target=live")
     assert run.returncode != 0
     assert "could not check: PAYMON_APP_URL is not set" in run.failures["test_not_in_test_mode"]
+
+
+def test_silent_rejection_and_past_test_mode_fail_their_checks(run_suite):
+    """The app rejects forged signatures but never logs the warning; it ran in test mode 3 h ago
+    (since fixed, so its checkouts say test_mode false): each fails its own check, by name."""
+    from paymon.sandbox.faults import apply_fault
+
+    world = apply_fault(apply_fault(golden_world(), "signature-warning-not-sent"), "test-mode-event")
+    run = run_suite(f"{CHECKS}::test_webhook_rejects_forged_signature", f"{CHECKS}::test_not_in_test_mode",
+                    f"{CHECKS}::test_no_test_mode_event_in_production", world=world)
+    assert run.returncode == 1, run.output
+    assert run.passed == {"test_not_in_test_mode"}
+    webhook = run.failures["test_webhook_rejects_forged_signature"]
+    assert ('"Invalid webhook signature" warnings in Sentry (production) after 2 rejected probe(s): '
+            "expected 2 within 5s, actual 0") in webhook
+    assert "status expected 401" not in webhook  # the rejections themselves were right
+    event = run.failures["test_no_test_mode_event_in_production"]
+    assert "Test Mode Detected in Production: events in production over the last 24h expected 0, actual 1" in event

@@ -14,8 +14,8 @@ Shape of `world["app"]` (see `worlds/app.json`):
     lemonsqueezy    {"subscriptions": [{"id", "status", "variant_id", "subscription_item_id"}],
                      "usage": {subscription item id: quantity}}   what LS holds; default: the same
                                                  as the app's DB (no discrepancy)
-    history         what happened before the sandbox started, replayed into Sentry at start
-                    (telemetry only: the DB stays as the world gives it):
+    history         what happened before the sandbox started, replayed at start (into Sentry, and
+                    for usage reports into the DB and LS too), reconciliation runs first:
                     traffic         {"per_endpoint": n, "over": "1h"}   sampled request transactions
                     usage_reports   {"count": n, "over": "24h"}        PAYG usage reports to LS
                     reconciliation  ["ok" | "error" | "missed", ...]   the job's last runs at the
@@ -543,7 +543,7 @@ class AppBackend:
             every = max(1, round(1 / rate)) if rate > 0 else None
             for i, at in enumerate(sorted(now - rng.uniform(5.0, over) for _ in range(count))):
                 with self.telemetry.at(at):
-                    self.report_usage(items[i % len(items)], 1, record=False,
+                    self.report_usage(items[i % len(items)], 1,
                                       sampled=(every is not None and i % every == 0))
 
 
