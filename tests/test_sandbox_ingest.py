@@ -34,6 +34,7 @@ def _world(**knobs) -> dict:
     sentry = world["sentry"]
     sentry["tokens"].append({"token": ADMIN_TOKEN, "scopes": ["org:read", "project:read", "event:admin"]})
     sentry["knobs"].update(knobs)
+    world["app"]["history"] = {}  # these tests count every event: none from the payment app's past
     return world
 
 
@@ -395,6 +396,12 @@ def _get_calls(server, api) -> list[tuple[str, str, bool]]:
         (f"{O}/events/", f"{o}/events/?dataset=transactions&field=transaction&field=p95(transaction.duration)"
                          f"&field=count()&field=failure_rate()&per_page=1", True),
         (f"{O}/events/", f"{o}/events/?dataset=errors&field=title&field=timestamp&field=id&field=level", True),
+        # What paymon's payment-monitoring checks ask (paymon.payment_monitoring): segment spans by
+        # tag with Sentry's p95, and an aggregate row whose last_seen() is null (nothing matched).
+        (f"{O}/events/", f"{o}/events/?dataset=spans&field=count()&field=p95(span.duration)"
+                         f"&query=is_transaction:true+!has:payment_flow&statsPeriod=24h", True),
+        (f"{O}/events/", f"{o}/events/?dataset=errors&field=count()&field=last_seen()"
+                         f"&query=level:%5Berror,warning%5D+message:%22*nothing*%22&statsPeriod=24h", True),
     ]
 
 

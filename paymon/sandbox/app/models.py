@@ -35,6 +35,7 @@ Shape of `world["app"]` (see `worlds/app.json`):
                     usage_error_rate             fraction of usage reports LS refuses (429)
                     cron_secret                  bearer token of POST /api/cron/reconcile
                     cron_schedule, cron_slug     when the reconciliation job runs, its monitor
+                    cron_upsert                  check-ins carry monitor_config (SDK upsert)
                     db                           "memory" (default) or "file" (a temp file)
 """
 
@@ -86,6 +87,7 @@ DEFAULT_KNOBS = {
     "cron_secret": "sandbox-cron-secret",
     "cron_schedule": "0 2 * * *",
     "cron_slug": "reconciliation-daily",
+    "cron_upsert": False,
     "db": "memory",
 }
 
@@ -436,7 +438,12 @@ class AppBackend:
 
     # --- reconciliation (§6 runbook: `npm run reconcile`, daily at ~02:00 UTC) -----------------------
 
-    def monitor_config(self) -> dict:
+    def monitor_config(self) -> dict | None:
+        """The SDK's upsert config, only with knob `cron_upsert`: by default the monitor is set up
+        in Sentry (monitoring.yaml's cron section) and the job only checks in, so an upsert cannot
+        silently rewrite the schedule someone configured there."""
+        if not self.knobs.get("cron_upsert"):
+            return None
         return {"schedule": {"type": "crontab", "value": self.knobs["cron_schedule"]}, "timezone": "UTC",
                 "checkin_margin": 5, "max_runtime": 30}
 
