@@ -27,8 +27,13 @@ def test_slack_delivery(fired_events, slack_deliveries, spec, record_property):
 
 
 @pytest.mark.criterion("On-call engineer confirmed PagerDuty page received")
-def test_pagerduty_delivery(fired_events, pagerduty_delivery, on_call_user_ids, spec, record_property):
+def test_pagerduty_delivery(fired_events, pagerduty_delivery, on_call_user_ids, spec, record_property, real_alerts):
     from paymon.delivery import page_evidence
+    from paymon.reporting.measurements import MEASUREMENT_PROPERTY, encode
+
+    # The weekly review's "alerts that fired for real": what else paged the team over the last day.
+    for real in real_alerts:
+        record_property(MEASUREMENT_PROPERTY, encode(real))
 
     delivery, incident, entries = pagerduty_delivery
     service, deadline = spec.delivery.pagerduty.service, spec.delivery.pagerduty.deadline

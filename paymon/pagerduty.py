@@ -196,6 +196,12 @@ class PagerDutyClient:
     def oncalls(self, escalation_policy_id: str) -> list[dict]:
         return list(self.paginate("/oncalls", "oncalls", {"escalation_policy_ids[]": escalation_policy_id}))
 
+    def user_id_by_email(self, email: str) -> str | None:
+        for user in self.paginate("/users", "users", {"query": email}):
+            if (user.get("email") or "").casefold() == email.casefold():
+                return user.get("id")
+        return None
+
     def ongoing_maintenance(self, service_id: str) -> list[dict]:
         return list(self.paginate("/maintenance_windows", "maintenance_windows",
                                   {"service_ids[]": service_id, "filter": "ongoing"}))
