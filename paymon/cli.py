@@ -60,6 +60,10 @@ def _cmd_sandbox_serve(args: argparse.Namespace) -> int:
     from paymon.sandbox.server import SandboxServer
 
     with SandboxServer(_world_from_args(args), port=args.port) as server:
+        if getattr(args, "history", None):  # issue 6: a generated past (paymon.sandbox.history)
+            from paymon.reviews.session import load_sandbox_history
+
+            load_sandbox_history(server, days=args.history, seed=args.history_seed)
         print(json.dumps(server.describe()), flush=True)
         try:
             threading.Event().wait()
@@ -163,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     from paymon.probe_cli import add_probe_parser
 
     add_probe_parser(sub)
+
+    # --- issue 6: backtest and the ongoing reviews (paymon/review_cli.py) ---------------------------
+    from paymon.review_cli import add_history_option, add_review_parsers
+
+    add_review_parsers(sub)
+    add_history_option(serve)
+    # --- end of issue 6 ------------------------------------------------------------------------------
     return parser
 
 

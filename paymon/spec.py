@@ -214,6 +214,16 @@ class TestModeSpec(_Model):
     window: Seconds = 24 * 3600
 
 
+class BacktestSpec(_Model):
+    """§7 "Verify no false positives from alert rules" and the monthly alert-effectiveness review."""
+
+    noisy_firings_per_week: float = Field(default=5, ge=0)
+    """An alert that would have fired more often than this per week (pro rata) is noisy."""
+    blind_ratio: float = Field(default=0.5, gt=0, le=1)
+    """An alert whose peak stayed under this share of its threshold while events it matches
+    occurred is blind."""
+
+
 class SlackIntegrationSpec(_Model):
     workspace: str
     sentry_bot_user: str | None = None
@@ -280,6 +290,7 @@ class Spec(_Model):
     delivery: DeliverySpec
     usage_reporting: UsageReportingSpec = Field(default_factory=UsageReportingSpec)
     test_mode: TestModeSpec = Field(default_factory=TestModeSpec)
+    backtest: BacktestSpec = Field(default_factory=BacktestSpec)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> "Spec":

@@ -402,6 +402,14 @@ def _get_calls(server, api) -> list[tuple[str, str, bool]]:
                          f"&query=is_transaction:true+!has:payment_flow&statsPeriod=24h", True),
         (f"{O}/events/", f"{o}/events/?dataset=errors&field=count()&field=last_seen()"
                          f"&query=level:%5Berror,warning%5D+message:%22*nothing*%22&statsPeriod=24h", True),
+        # What the backtest and the reviews ask (paymon.reviews.events_api): per-minute counts, per
+        # issue (top events), and a percentile per hour.
+        (f"{O}/events-timeseries/", f"{o}/events-timeseries/?dataset=errors&yAxis=count()&interval=60"
+                                    f"&statsPeriod=1h", False),
+        (f"{O}/events-timeseries/", f"{o}/events-timeseries/?dataset=errors&yAxis=count()&interval=60"
+                                    f"&statsPeriod=2h&groupBy=issue.id&topEvents=10&sort=-count()", False),
+        (f"{O}/events-timeseries/", f"{o}/events-timeseries/?dataset=transactions"
+                                    f"&yAxis=p95(transaction.duration)&interval=3600&statsPeriod=1d", False),
     ]
 
 

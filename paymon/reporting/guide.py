@@ -22,6 +22,7 @@ SECTIONS = {
 }
 
 PRE_DEPLOYMENT, POST_DEPLOYMENT = "Pre-Deployment", "Post-Deployment"
+ONGOING = "Ongoing Maintenance"
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,11 @@ CRITERIA: dict[str, Placement] = {
     "On-call engineer confirmed PagerDuty page received": Placement(PRE_DEPLOYMENT, 5, "critical"),
     "Operations runbook documented with response procedures": Placement(PRE_DEPLOYMENT, 6, "minor"),
     "Reconciliation cron job runs at 2 AM UTC": Placement(POST_DEPLOYMENT, 7, "normal"),
+    # The reviews (paymon.reviews; checks/test_reviews.py, run with --reviews on the schedule).
+    "Verify no false positives from alert rules": Placement(POST_DEPLOYMENT, 7, "normal"),
+    "Weekly review of payment failure trends": Placement(ONGOING, 7, "minor"),
+    "Monthly review of alert rule effectiveness": Placement(ONGOING, 7, "critical"),
+    "Quarterly review of performance thresholds": Placement(ONGOING, 7, "minor"),
 }
 
 UNPLACED = Placement(PRE_DEPLOYMENT, 0, "normal")

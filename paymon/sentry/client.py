@@ -187,8 +187,9 @@ class SentryClient:
         budget = self._new_budget(path, method="PUT")
         return self._json(self._get_response(path, dict(params or {}), budget, method="PUT", body=body), budget)
 
-    def paginate(self, path: str, params: Mapping[str, Any] | None = None) -> list:
-        """Every item of the list at GET /api/0/<path>, all pages."""
+    def paginate(self, path: str, params: Mapping[str, Any] | None = None, key: str | None = None) -> list:
+        """Every item of the list at GET /api/0/<path>, all pages. `key`: the list is that member of
+        an object body (`O/events/` answers `{"data": rows, "meta": ...}`)."""
         budget = self._new_budget(path)
         params = dict(params or {})
         if self.page_size:
@@ -198,6 +199,8 @@ class SentryClient:
         while True:
             response = self._get_response(path, params, budget)
             page = self._json(response, budget)
+            if key is not None and isinstance(page, dict):
+                page = page.get(key) or []
             if not isinstance(page, list):
                 raise self._error(ServiceError, f"Sentry answered {budget.endpoint} with "
                                                 f"{type(page).__name__}, not the JSON list it documents")

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from paymon.rules import query as q
-from paymon.sandbox.sentry.events import StoredEvent, message_of, title_of
+from paymon.sandbox.sentry.events import StoredEvent, exceptions_of, message_of, title_of
 from paymon.sandbox.sentry.ingest import iso
 
 DATASET_TYPES = {"errors": frozenset({"error", "default"}), "transactions": frozenset({"transaction"}),
@@ -30,6 +30,8 @@ _DURATIONS = {"transaction.duration", "span.duration"}
 _FUNCTION = re.compile(r"^(\w+)\((.*)\)$")
 # transaction.status values that are not failures (Sentry's failure_rate()).
 _NON_FAILURE_STATUSES = {"ok", "cancelled", "unknown"}
+# Discover's `timestamp.to_hour` / `timestamp.to_day`: the event time truncated, as a date.
+_TRUNCATED_TIMESTAMPS = {"timestamp.to_hour": 3600, "timestamp.to_day": 86400}
 
 
 def _percentile(sorted_values: list[float], quantile: float) -> float | None:
@@ -69,6 +71,12 @@ def plain_value(event: StoredEvent, name: str, project_slugs: dict[str, str]):
         return int(event.group_id) if event.group_id else None
     if name in _DURATIONS:
         return event.duration_ms
+    if name == "error.type":
+        excs = exceptions_of(data)
+        return str(excs[-1].get("type")) if excs and excs[-1].get("type") else None
+    if name in _TRUNCATED_TIMESTAMPS:
+        step = _TRUNCATED_TIMESTAMPS[name]
+        return iso(float(data["timestamp"]) // step * step)
     if name == "transaction.status":
         return _transaction_status(event)
     if name in ("transaction", "environment", "release", "level", "platform", "culprit", "dist"):
@@ -140,7 +148,8 @@ def aggregate_column(field: str, dataset: str) -> Column:
     raise ValueError(f"Unknown function: {name}")
 
 
-_PLAIN_TYPES = {"timestamp": "date", "project.id": "integer", "issue.id": "integer",
+_PLAIN_TYPES = {"timestamp": "date", "timestamp.to_hour": "date", "timestamp.to_day": "date",
+                "project.id": "integer", "issue.id": "integer",
                 "transaction.duration": "duration", "span.duration": "duration"}
 
 

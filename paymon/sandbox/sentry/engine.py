@@ -32,14 +32,15 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from paymon.rules import query as q
+from paymon.rules import semantics
 from paymon.rules.model import Action, Alert
 from paymon.rules.normalise import Directory, read_alerts
 from paymon.sandbox.sentry import notify
 from paymon.sandbox.sentry.discover import aggregate_column
 from paymon.sandbox.sentry.events import Issue, StoredEvent
 
-LEVEL_RANK = {"ok": 0, "warning": 1, "critical": 2}
-_COMPARATORS = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}
+LEVEL_RANK = semantics.LEVEL_RANK
+_COMPARATORS = semantics.COMPARATORS
 DEFAULT_DELIVERY_DELAY = {"slack": 0.0, "pagerduty": 0.0, "email": 0.0}
 
 
@@ -86,9 +87,7 @@ class _MetricState:
     evaluated_at: float = 0.0
 
 
-def _predicate(alert: Alert):
-    levels = q.any_of(q.Term("level", "eq", level) for level in sorted(alert.levels)) if alert.levels else None
-    return q.all_of([levels, alert.filter])
+_predicate = semantics.predicate  # shared with paymon's backtest (paymon.reviews.replay)
 
 
 def _slack_options(raw_objects: list[dict]) -> dict:
@@ -116,7 +115,7 @@ class AlertEngine:
         self.unsupported: dict[str, str] = {}
         """alert source -> why the sandbox cannot evaluate it (anomaly detection, % comparisons)."""
         self._metric: dict[str, _MetricState] = {}
-        self._issue_last_fired: dict[tuple[str, str], float] = {}
+        self._intervals: dict[str, semantics.ActionInterval] = {}
         self._incident_counter = 0
 
     # --- the alert definitions -------------------------------------------------------------------
@@ -200,11 +199,7 @@ class AlertEngine:
 
     @staticmethod
     def _selects(alert: Alert, item: _Compiled, event: StoredEvent) -> bool:
-        if alert.environment is not None and event.environment != alert.environment:
-            return False
-        if alert.event_types is not None and event.type not in alert.event_types:
-            return False
-        return item.test(event.data)
+        return semantics.selects(alert, event.environment, event.type) and item.test(event.data)
 
     # --- evaluation ------------------------------------------------------------------------------
 
@@ -243,13 +238,7 @@ class AlertEngine:
                 self._evaluate_issue_alert(item, event, issue, project, now)
 
     def _level_for(self, item: _Compiled, value: float | None) -> str:
-        if value is None:
-            return "ok"
-        for level in ("critical", "warning"):
-            threshold = item.alert.thresholds.get(level)
-            if threshold is not None and item.comparator(float(value), float(threshold)):
-                return level
-        return "ok"
+        return semantics.level_for(item.alert, value)
 
     def _evaluate_metric(self, item: _Compiled, state: _MetricState, now: float, event: StoredEvent | None) -> None:
         value = item.compute(state.events if item.compute is len else list(state.events))
@@ -287,14 +276,12 @@ class AlertEngine:
             start = bisect.bisect_right(issue.events, now - window, key=lambda e: e.received)
             count = sum(1 for e in issue.events[start:]
                         if e.received <= now and (alert.environment is None or e.environment == alert.environment))
-            if not item.comparator(float(count), float(alert.thresholds.get("critical", 0.0))):
+            if not semantics.crosses(alert, count):
                 return
-        key = (alert.source, issue.id)
-        last = self._issue_last_fired.get(key)
-        interval = 60.0 * float(alert.repeat_minutes or 0)
-        if last is not None and now - last < interval:
+        interval = self._intervals.setdefault(alert.source, semantics.ActionInterval(alert.repeat_minutes))
+        interval.minutes = alert.repeat_minutes
+        if not interval.allow(issue.id, now):
             return  # the rule's action interval: at most once per `frequency` minutes per issue
-        self._issue_last_fired[key] = now
         ctx = notify.AlertContext(
             rule_name=alert.name, rule_id=alert.raw_ids[0] if alert.raw_ids else "",
             organization=self.backend.organization, project=project, web_base=self.backend.web_base,

@@ -435,12 +435,14 @@ class SentryBackend:
         return self.store_events([payload], project, item_type, received)[0]
 
     def store_events(self, payloads: list[dict], project: dict | str | None = None, item_type: str = "event",
-                     received: float | None = None) -> list[StoredEvent]:
+                     received: float | list[float] | None = None) -> list[StoredEvent]:
+        """`received` may be one time per payload (a history, oldest first: the engine sees it in order)."""
         project = self.get_project(project) if isinstance(project, str) else (project or self.projects[0])
         with self._data_lock:
             self.engine.refresh()  # once per batch: bulk loads stay fast
             now = self.hub.clock.now() if received is None else received
-            return [self._store(p, project, item_type, now, None, 0) for p in payloads]
+            times = list(now) if isinstance(now, (list, tuple)) else [now] * len(payloads)
+            return [self._store(p, project, item_type, t, None, 0) for p, t in zip(payloads, times)]
 
     def _store(self, payload: dict, project: dict, item_type: str, received: float, envelope_event_id: str | None,
                size: int) -> StoredEvent:

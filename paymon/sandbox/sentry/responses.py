@@ -379,6 +379,17 @@ class SentryResponse:
             raise BadRequest(str(exc)) from None
         return Table(rows, meta)
 
+    def events_timeseries(self, call: ApiCall) -> dict:
+        """`GET O/events-timeseries/` (paymon.sandbox.sentry.timeseries)."""
+        from paymon.sandbox.sentry.timeseries import timeseries
+
+        projects = self.backend.resolve_projects(call.values("project"))
+        start, end = time_range(call.params, self.backend.hub.clock.now(), "24h")
+        try:
+            return timeseries(self.backend, projects, call.params, start, end)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+
     # --- SDK ingestion (Relay) -------------------------------------------------------------------
 
     async def ingest(self, request: Request, kind: str) -> Response:

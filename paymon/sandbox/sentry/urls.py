@@ -69,6 +69,7 @@ event_paths: list[Endpoint] = [
     Endpoint(f"{O}/issues/{{issue_id}}/", "update_issue", EVENT_WRITE, method="PUT"),
     Endpoint(f"{O}/issues/{{issue_id}}/", "delete_issue", ("event:admin",), method="DELETE"),
     Endpoint(f"{O}/events/", "list_events", ORG_READ, paginated=True, default_per_page=50),
+    Endpoint(f"{O}/events-timeseries/", "events_timeseries", ORG_READ),
 ]
 
 # SDK ingestion (Relay), authenticated by DSN key rather than bearer token.

@@ -1,0 +1,70 @@
+"""§7 Monitoring Checklist, after deployment and ongoing: the reviews the guide asks for, from the
+events Sentry really received and the notifications Slack and PagerDuty really got (paymon.reviews).
+
+- Post-Deployment: "Verify no false positives from alert rules" — each alert replayed over the last
+  week: none would fire more often than monitoring.yaml's `backtest.noisy_firings_per_week`, and
+  none is blind (its events occurred, its peak never came near its threshold).
+- Ongoing: "Weekly review of payment failure trends", "Monthly review of alert rule effectiveness"
+  (every alert that fired reached someone), "Quarterly review of performance thresholds".
+
+Scheduled: these run only with `--reviews` (the scheduled CI job); each attaches its plot and tables.
+"""
+
+import warnings
+
+import pytest
+
+from paymon.reviews import backtest, run
+from paymon.reviews.allure_attach import attach
+
+pytestmark = pytest.mark.scheduled
+
+
+class ReviewWarning(UserWarning):
+    """Something a person should look at in this week's review; nothing is broken."""
+
+
+def _fail(lines: list[str]) -> None:
+    __tracebackhide__ = True
+    if lines:
+        pytest.fail(f"{len(lines)} finding{'s' if len(lines) > 1 else ''}\n" + "\n".join(f"  - {l}" for l in lines),
+                    pytrace=False)
+
+
+@pytest.mark.criterion("Verify no false positives from alert rules")
+def test_no_alert_would_have_been_noisy_or_blind_last_week(reviews, spec, record_property):
+    report = run.backtest_with_actuals(reviews, spec, days=7)
+    attach("backtest", report)
+    record_property("backtest_api_calls", report.api_calls)
+    for alert in report.alerts:
+        if alert.replayed:
+            record_property(f"would_fire[{alert.name}]", alert.would_fire)
+    _fail(backtest.findings(report))
+
+
+@pytest.mark.criterion("Monthly review of alert rule effectiveness")
+def test_every_alert_that_fired_last_month_reached_someone(reviews, spec):
+    review = run.alerts(reviews, spec, days=30)
+    attach("alerts", review)
+    _fail([f"{a.name}: fired {a.fired} times in {review.days:g} days, none reached Slack or PagerDuty"
+           for a in review.alerts if a.reached_no_one])
+
+
+@pytest.mark.criterion("Quarterly review of performance thresholds")
+def test_performance_budgets_fit_the_last_quarter(reviews, spec, request):
+    review = run.thresholds(reviews, spec, weeks=13)
+    attach("thresholds", review)
+    revisit = [b for b in review.budgets if b.verdict in ("revisit", "tighten")]
+    if revisit:
+        request.node.user_properties.append(("verdict", "warning"))
+        for budget in revisit:
+            warnings.warn(ReviewWarning(f"warning: {budget.transaction}: {budget.verdict}: {budget.reasoning}"),
+                          stacklevel=1)
+
+
+@pytest.mark.criterion("Weekly review of payment failure trends")
+def test_payment_failure_trend_reviewed(reviews, spec, record_property):
+    trend = run.failures(reviews, spec, weeks=4)
+    attach("failures", trend)
+    record_property("payment_failures", sum(trend.totals))
+    assert trend.days, "no days in the review period"
