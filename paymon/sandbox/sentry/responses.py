@@ -39,6 +39,7 @@ from paymon.sandbox.sentry.exceptions import (
 )
 from paymon.sandbox.sentry.models import RateLimitState, SentryBackend
 from paymon.sandbox.sentry.urls import Endpoint
+from paymon.sandbox.sentry.write_responses import SentryWriteResponses
 
 MAX_PER_PAGE = 100
 
@@ -120,7 +121,7 @@ def has_scope(granted: frozenset[str], required: tuple[str, ...]) -> bool:
     return False
 
 
-class SentryResponse:
+class SentryResponse(SentryWriteResponses):  # the write side lives in write_responses.py
     def __init__(self, backend: SentryBackend):
         self.backend = backend
 

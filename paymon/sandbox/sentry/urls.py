@@ -97,6 +97,11 @@ def build_routes(responder) -> list:
         return ingest_view
 
     routes += [Route(path, bind_ingest(kind), methods=["POST"]) for path, kind in INGEST_PATHS.items()]
+    # The write side (create/update/delete) and the API index: paymon.sandbox.sentry.write_responses.
+    from paymon.sandbox.sentry.write_responses import INDEX_PATH, write_paths
+
+    routes += [Route(e.path, bind(e), methods=[e.method]) for e in write_paths]
+    routes.append(Route(INDEX_PATH, responder.api_index, methods=["GET"]))
     # Anything else under /api/0/ is an unknown endpoint: Sentry's catch-all answers 404.
     routes.append(Route("/api/0/{rest:path}", responder.not_found,
                         methods=["GET", "POST", "PUT", "DELETE", "PATCH"]))
