@@ -174,6 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_review_parsers(sub)
     add_history_option(serve)
     # --- end of issue 6 ------------------------------------------------------------------------------
+
+    # --- issue 7: plan / apply, make Sentry match monitoring.yaml (paymon/remedy/cli.py) ------------
+    from paymon.remedy.cli import add_parsers as add_remedy_parsers
+
+    add_remedy_parsers(sub)
+    # --- end of issue 7 ------------------------------------------------------------------------------
     return parser
 
 
