@@ -46,8 +46,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace, history_days: float, work, text, failed=lambda result: False) -> int:
-    from paymon.settings import redact
     from paymon.reviews.session import review_session
+    from paymon.settings import redact
     from paymon.spec import load_spec
 
     spec = load_spec(args.spec)

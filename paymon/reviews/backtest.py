@@ -149,16 +149,22 @@ def backtest(client, spec: Spec, *, days: float = 7, now: float | None = None, n
         result = replay_alert(client, alert, project_id, start, end)
         if result.replayed:
             judge(result, alert, noisy_limit, spec.backtest.blind_ratio)
-        if notifications is not None and alert.name in notifications.firings:
-            result.actual = len(notifications.firings[alert.name])
         results.append(result)
     report = BacktestReport(start, end, days, noisy_limit, spec.backtest.blind_ratio, results)
     if notifications is not None:
-        report.notifications_read = list(notifications.read)
-        report.notes += notifications.unavailable
+        add_actuals(report, notifications)
     report.api_calls = client.request_count - calls_before
     report.seconds = time.monotonic() - began
     return report
+
+
+def add_actuals(report: BacktestReport, notifications) -> None:
+    """How often each alert really fired, from the notifications read for the same period."""
+    for result in report.alerts:
+        if result.name in notifications.firings:
+            result.actual = len(notifications.firings[result.name])
+    report.notifications_read = list(notifications.read)
+    report.notes += notifications.unavailable
 
 
 def findings(report: BacktestReport) -> list[str]:

@@ -15,7 +15,7 @@ reported as truncated. Tables follow the `Link` cursors (SentryClient.paginate).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from paymon.rules import query as q
 from paymon.rules import semantics
@@ -27,7 +27,7 @@ TOP_EVENTS = 10
 
 
 def iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def alert_query(alert: Alert) -> tuple[str, str]:

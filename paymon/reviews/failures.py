@@ -9,7 +9,7 @@ pages). Days are UTC dates; a day with no failures shows zeros.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from paymon.errors import ConfigError
 from paymon.reviews import events_api
@@ -51,7 +51,7 @@ def failure_widget(spec: Spec):
 
 
 def _day(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%d")
 
 
 def review_failures(client, spec: Spec, *, weeks: int = 4, now: float) -> FailureTrend:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from paymon.slack import message_texts
 
@@ -73,7 +73,7 @@ class Notifications:
 def parse_time(text: str | None) -> float | None:
     if not text:
         return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    return datetime.fromisoformat(text).timestamp()
 
 
 def alert_named(text: str, names: list[str]) -> str | None:
@@ -109,7 +109,7 @@ def pagerduty_pages(client, service_name: str, names: list[str], short_ids: dict
     if service is None:
         return []
     pages = []
-    for incident in client.incidents(since=datetime.fromtimestamp(since, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    for incident in client.incidents(since=datetime.fromtimestamp(since, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                                      service_id=service["id"]):
         title = re.sub(r"^(Critical|Warning|Resolved):\s*", "", incident.get("title") or "")
         name = title if title in names else None

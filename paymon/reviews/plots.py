@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from paymon.reporting.attachments import CSV, PNG, Attachment
 from paymon.reporting.charts import SERIES, category_bars, new_figure, png_bytes
@@ -11,7 +11,7 @@ from paymon.reviews import output
 
 
 def _dates(epochs):
-    return [datetime.fromtimestamp(e, tz=timezone.utc) for e in epochs]
+    return [datetime.fromtimestamp(e, tz=UTC) for e in epochs]
 
 
 def backtest_figure(report):

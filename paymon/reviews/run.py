@@ -9,7 +9,7 @@ check both call.
 
 from __future__ import annotations
 
-from paymon.reviews.backtest import BacktestReport, backtest, live_alerts
+from paymon.reviews.backtest import BacktestReport, add_actuals, backtest, live_alerts
 from paymon.reviews.effectiveness import AlertsReview, review_alerts
 from paymon.reviews.failures import FailureTrend, review_failures
 from paymon.reviews.notifications import read_notifications
@@ -35,8 +35,10 @@ def notifications_for(session, spec: Spec, names: list[str], since: float):
 def _backtest_and_notifications(session, spec: Spec, days: float):
     calls_before = session.api_calls()
     alerts = live_alerts(session.sentry, spec)
-    seen = notifications_for(session, spec, [a.name for a in alerts], session.now - days * DAY)
-    report = backtest(session.sentry, spec, days=days, now=session.now, notifications=seen, alerts=alerts)
+    report = backtest(session.sentry, spec, days=days, now=session.now, alerts=alerts)
+    # Read after Sentry: what its rules sent by now (the sandbox resolves lazily, on Sentry reads).
+    seen = notifications_for(session, spec, [a.name for a in alerts], report.start)
+    add_actuals(report, seen)
     report.api_calls = session.api_calls() - calls_before  # Sentry, Slack and PagerDuty together
     return report, seen
 

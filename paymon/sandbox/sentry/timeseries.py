@@ -13,7 +13,12 @@ milliseconds; `meta.interval` is the bucket size in milliseconds.
 
 from __future__ import annotations
 
-from paymon.sandbox.sentry.discover import DATASET_TYPES, EventsTable, aggregate_column, plain_value
+from paymon.sandbox.sentry.discover import (
+    DATASET_TYPES,
+    EventsTable,
+    aggregate_column,
+    plain_value,
+)
 
 MAX_BUCKETS = 10_000
 """Sentry's MAX_ROLLUP_POINTS: more buckets than this in one request is a 400."""
