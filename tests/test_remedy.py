@@ -290,3 +290,28 @@ def test_apply_with_a_read_only_token_through_the_command():
         assert done.returncode == 2
         assert done.stderr.startswith("paymon: the Sentry token is read-only") and done.stderr.count("\n") == 1
         assert server.sentry.request_count(method="PUT") == 0
+
+
+def test_names_that_do_not_resolve_are_named_and_block_only_their_alert():
+    world = empty_org("workflow")
+    sentry = world["sentry"]
+    sentry["members"] = [m for m in sentry["members"] if m["email"] != "exec@towerofbabel.com"]
+    sentry["teams"] = [t for t in sentry["teams"] if t["slug"] != "security"]
+    with SandboxServer(world) as server, _client(server) as client:
+        result = plan(client, SPEC)
+    text = result.render()
+    assert ("alert \"Test Mode Detected in Production\": e-mail 'exec@towerofbabel.com': exec@towerofbabel.com "
+            "is not a member of the Sentry organisation") in text
+    assert "alert \"Webhook Signature Verification Failure Spike\": e-mail 'security team': Sentry has no team " \
+           "'security'" in text
+    created = {c.subject for c in result.changes}
+    assert 'alert "Test Mode Detected in Production"' not in created
+    assert 'alert "Payment Failure Rate Spike"' in created
+
+
+def test_an_update_keeps_what_monitoring_yaml_does_not_model():
+    with SandboxServer(apply_fault(golden_world("workflow"), "pagerduty-missing")) as server:
+        _apply(server)
+        workflow = next(w for w in server.sentry.workflows if w["name"] == "Test Mode Detected in Production")
+    notes = [a["data"].get("notes") for g in workflow["actionFilters"] for a in g["actions"] if a["type"] == "slack"]
+    assert "@oncall-payments halt all deployments" in notes

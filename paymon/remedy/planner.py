@@ -230,6 +230,7 @@ class Planner:
         bodies = self._render(spec, generation, targets, subject, metric)
         if bodies is None or not self._self_check(spec, generation, bodies, subject, metric):
             return
+        self._keep_slack_extras(bodies, record)
         kind = record.source.split(" ", 1)[0]
         details = _details(found)
         writes: list[Write] = []
@@ -267,6 +268,44 @@ class Planner:
         if action == "replace" and not any("form:" in d for d in details):
             details.append(f"form: {record.source} → {self._form(metric, generation)}")
         self.plan.changes.append(Change(action, subject, record.source, details, writes))
+
+    def _keep_slack_extras(self, bodies: dict, record: Alert) -> None:
+        """Keep what monitoring.yaml does not model on a Slack action that stays (its `tags` and
+        `notes`, e.g. a mention of the on-call group), rather than blanking it on update."""
+        live_extras: dict[str, dict] = {}
+        for raw in self._raw_objects(record):
+            for action in raw.get("actions") or ():  # legacy issue rule
+                extras = {k: action[k] for k in ("tags", "notes") if k in action}
+                for key in (action.get("channel"), action.get("channel_id")):
+                    if key:
+                        live_extras.setdefault(str(key), extras)
+            for group in raw.get("actionFilters") or ():  # workflow
+                for action in group.get("actions") or ():
+                    if action.get("type") == "slack":
+                        config, data = action.get("config") or {}, action.get("data") or {}
+                        extras = {k: data[k] for k in ("tags", "notes") if k in data}
+                        for key in (config.get("targetDisplay"), config.get("targetIdentifier")):
+                            if key:
+                                live_extras.setdefault(str(key), extras)
+        if not live_extras:
+            return
+        rule = bodies.get("rule") or {}
+        for action in rule.get("actions") or ():
+            if action.get("id", "").endswith("SlackNotifyServiceAction"):
+                action.update(live_extras.get(action["channel"]) or live_extras.get(str(action.get("channel_id"))) or {})
+        for group in (bodies.get("workflow") or {}).get("actionFilters") or ():
+            for action in group.get("actions") or ():
+                if action.get("type") == "slack":
+                    config = action["config"]
+                    extras = live_extras.get(config.get("targetDisplay")) or live_extras.get(
+                        str(config.get("targetIdentifier"))) or {}
+                    action["data"] = {**action.get("data", {}), **extras}
+
+    def _raw_objects(self, record: Alert) -> list[dict]:
+        pools = {"issue_rule": [r for r in self.issue_rules or ()], "metric_alert": list(self.metric_rules or ()),
+                 "workflow": list(self.workflows or ()), "detector": list(self.workflows or ())}
+        ids = set(record.raw_ids)
+        return [o for o in pools.get(record.source.split(" ", 1)[0], []) if str(o.get("id")) in ids]
 
     def _update_metric_detector(self, spec: AlertSpec, record: Alert, bodies: dict, found: list[Finding],
                                 metric: bool) -> list[Write]:
