@@ -75,8 +75,10 @@ def _cmd_sandbox_serve(args: argparse.Namespace) -> int:
 def _cmd_sandbox_reconcile(args: argparse.Namespace) -> int:
     """Run the sandbox app's reconciliation job now (what Vercel's cron does at 02:00 UTC)."""
     from paymon.sandbox.app.client import run_reconciliation
+    from paymon.spec import load_spec
 
-    result = run_reconciliation(args.url, cron_secret=args.cron_secret, timeout=args.timeout)
+    slug = load_spec(args.spec).cron.slug  # the monitor monitoring.yaml's cron section names
+    result = run_reconciliation(args.url, cron_secret=args.cron_secret, timeout=args.timeout, monitor_slug=slug)
     print(json.dumps(result, indent=2) if args.json else _reconciliation_text(result))
     if result.get("status") != "ok":
         return EXIT_FAILED
@@ -154,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.add_argument("--cron-secret", default=None, metavar="SECRET",
                            help="the app's CRON_SECRET (default: $CRON_SECRET, else the sandbox's)")
     reconcile.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS")
+    reconcile.add_argument("--spec", default="monitoring.yaml",
+                           help="the cron monitor to check in to is its cron.slug (default: monitoring.yaml)")
     reconcile.add_argument("--json", action="store_true", help="print the job's result as JSON")
     reconcile.set_defaults(func=_cmd_sandbox_reconcile)
 

@@ -65,6 +65,26 @@ def count(client, dataset: str, query: str, environment: str | None, **window) -
     return int((rows[0].get("count()") or 0) if rows else 0)
 
 
+def or_terms(query: str) -> list[str]:
+    """Split a filter on its top-level ORs (outside quotes and parentheses)."""
+    terms, depth, quoted, start, i = [], 0, False, 0, 0
+    while i < len(query):
+        char = query[i]
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char == "(":
+            depth += 1
+        elif not quoted and char == ")":
+            depth -= 1
+        elif not quoted and depth == 0 and query[i:i + 4] == " OR ":
+            terms.append(query[start:i].strip())
+            start = i = i + 4
+            continue
+        i += 1
+    terms.append(query[start:].strip())
+    return [t for t in terms if t]
+
+
 def alert_query(alert: AlertSpec) -> str:
     """The alert's filter with its level selection, as one Discover query."""
     query = f"({alert.filter})" if alert.filter else ""
@@ -201,12 +221,16 @@ def reconciliation_findings(client, spec: Spec, now: float | None = None) -> lis
                                     "unknown" if at is None else _ago(now - at), "field", source,
                                     "the daily 02:00 UTC run did not happen"))
     alert = next((a for a in spec.alerts if "reconciliation" in a.filter.lower()), None)
-    query = f"is:unresolved ({alert.filter})" if alert else f'is:unresolved message:"*{RECONCILIATION_ISSUE}*"'
-    issue_params = {"query": query, "statsPeriod": "90d", "limit": 25}
+    terms = or_terms(alert.filter) if alert else [f'message:"*{RECONCILIATION_ISSUE}*"']
     environment = alert.environment if alert else cron.environment
-    if environment:
-        issue_params["environment"] = environment
-    issues = client.get(client.org_path("issues"), params=issue_params) or []
+    issues: dict[str, dict] = {}
+    for term in terms:  # one search per ORed term: issue search does not take every boolean form
+        issue_params = {"query": f"is:unresolved {term}", "statsPeriod": "90d", "limit": 25}
+        if environment:
+            issue_params["environment"] = environment
+        for issue in client.get(client.org_path("issues"), params=issue_params) or []:
+            issues.setdefault(str(issue.get("id")), issue)
+    issues = list(issues.values())
     for issue in issues:
         findings.append(Finding(
             f'issue {issue.get("shortId") or issue.get("id")} "{issue.get("title")}"', "status", "resolved",

@@ -36,6 +36,10 @@ def _client(server: SandboxServer) -> SentryClient:
     return SentryClient(target.sentry(), deadline=5)
 
 
+def _epoch(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
 def _events(server: SandboxServer, message: str) -> list:
     server.backend("app").telemetry.flush()
     return [e for e in server.sentry.events.visible_events(float("inf")) if e.data.get("message") == message]
@@ -122,8 +126,10 @@ def test_reconcile_route_checks_in_and_reports_discrepancies():
 
 def test_cli_reconcile_against_a_running_sandbox(capsys):
     with SandboxServer(golden_world()) as server:
-        assert cli.main(["sandbox", "reconcile", server.base_url]) == 0
+        assert cli.main(["sandbox", "reconcile", server.base_url, f"--spec={REPO / 'monitoring.yaml'}"]) == 0
         assert "no discrepancies (check-in: ok)" in capsys.readouterr().out
+        [newest, *_] = server.sentry.list_checkins(server.sentry.monitors[0], ["production"])  # monitoring.yaml's slug
+        assert newest["status"] == "ok" and server.clock.now() - _epoch(newest["dateCreated"]) < 60
         assert cli.main(["sandbox", "reconcile", server.base_url, "--cron-secret", "nope"]) == 3
         assert "refused the cron secret (401)" in capsys.readouterr().err
     with SandboxServer(_world("reconciliation-issue-open")) as server:
@@ -162,7 +168,7 @@ def test_usage_reporting_success_reaches_lemonsqueezy_and_is_traced():
 def test_golden_usage_history_is_within_the_limit_and_the_fault_is_not():
     with SandboxServer(golden_world()) as server, _client(server) as client:
         findings, rate = pm.usage_reporting_findings(client, SPEC)
-        assert findings == [] and rate.failures == 0 and rate.reports == pytest.approx(200)
+        assert findings == [] and rate.failures == 0 and rate.reports == pytest.approx(100)
     with SandboxServer(_world("usage-failures")) as server, _client(server) as client:
         findings, rate = pm.usage_reporting_findings(client, SPEC)
         assert rate.failures > 0.01 * rate.reports
@@ -242,3 +248,9 @@ def test_alert_query_joins_levels_and_filter():
     assert pm.alert_query(SPEC.alert("Test Mode Detected in Production")) == \
         'level:fatal (message:"*Test mode detected in production*")'
     assert pm.alert_query(SPEC.alert("Reconciliation Discrepancy Detected")).startswith("level:[error,warning] (")
+
+
+def test_or_terms_split_only_top_level_ors():
+    assert pm.or_terms('reconciliation:true OR message:"*a OR b*"') == ["reconciliation:true", 'message:"*a OR b*"']
+    assert pm.or_terms("a:b (c OR d) OR e") == ["a:b (c OR d)", "e"]
+    assert pm.or_terms("x:y") == ["x:y"]

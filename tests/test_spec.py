@@ -70,6 +70,12 @@ def _broken(raw, mutate):
          "performance.budgets[0]: warning must be below critical"),
         (lambda d: d["alerts"][0].__setitem__("colour", "red"),
          "alerts[0].colour (Payment Failure Rate Spike): Extra inputs are not permitted"),
+        (lambda d: d["usage_reporting"].__setitem__("max_failure_rate", 5),
+         "usage_reporting.max_failure_rate: Input should be less than or equal to 1"),
+        (lambda d: d["usage_reporting"].__setitem__("alert", "Usage Alert"),
+         "usage_reporting.alert: 'Usage Alert' is not one of the alerts"),
+        (lambda d: d["cron"].__setitem__("last_checkin_within", "a day"),
+         "cron.last_checkin_within: expected a duration like 5m or 60s"),
     ],
 )
 def test_broken_file_names_the_key_path(raw, mutate, message):

@@ -1,7 +1,11 @@
 """The reference payment app (TowerOfBabel's Next.js payment routes, as a stand-in), served under
-`/app`: checkout and PAYG creation through an in-process Lemon Squeezy stand-in, and the signed
-webhook endpoint. Knobs make it slow, flaky, test-mode or careless about signatures, so paymon's
-payment-endpoint checks can be shown to fail on each."""
+`/app`: checkout and PAYG creation through an in-process Lemon Squeezy stand-in, the signed
+webhook endpoint, PAYG usage reporting and the reconciliation job (`POST /api/cron/reconcile`,
+`paymon sandbox reconcile`). Its subscriptions and usage live in SQLite (`db.py`); it is
+instrumented with the real sentry-sdk (`telemetry.py`: errors, transactions tagged payment_flow,
+cron check-ins), and replays the world's recent past into Sentry at start. Knobs make it slow,
+flaky, test-mode, careless about signatures, silent, untraced or failing to report usage, so
+paymon's checks can be shown to fail on each."""
 
 from __future__ import annotations
 

@@ -18,12 +18,15 @@ def app_url(url: str) -> str:
     return url if url.endswith("/app") else url + "/app"
 
 
-def run_reconciliation(url: str, cron_secret: str | None = None, timeout: float = 30.0) -> dict:
-    """POST the app's cron route, as Vercel's cron does: {"status", "discrepancies", ["error"]}."""
+def run_reconciliation(url: str, cron_secret: str | None = None, timeout: float = 30.0,
+                       monitor_slug: str | None = None) -> dict:
+    """POST the app's cron route, as Vercel's cron does: {"status", "discrepancies", ["error"]}.
+    `monitor_slug`: the cron monitor the job checks in to (monitoring.yaml's cron.slug)."""
     secret = cron_secret or os.environ.get("CRON_SECRET") or DEFAULT_KNOBS["cron_secret"]
     target = app_url(url) + RECONCILE
     try:
-        response = httpx.post(target, headers={"Authorization": f"Bearer {secret}"}, timeout=timeout)
+        response = httpx.post(target, headers={"Authorization": f"Bearer {secret}"}, timeout=timeout,
+                              json={"monitor_slug": monitor_slug} if monitor_slug else None)
     except httpx.TransportError as exc:
         raise TargetUnavailable(f"{target}: {type(exc).__name__}: {exc} (is `paymon sandbox serve` running?)") from None
     if response.status_code == 401:

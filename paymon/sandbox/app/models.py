@@ -447,12 +447,14 @@ class AppBackend:
         return {"schedule": {"type": "crontab", "value": self.knobs["cron_schedule"]}, "timezone": "UTC",
                 "checkin_margin": 5, "max_runtime": 30}
 
-    def reconcile(self, crash: bool = False, replay_duration_s: float | None = None) -> dict:
+    def reconcile(self, crash: bool = False, replay_duration_s: float | None = None,
+                  monitor_slug: str | None = None, check_in_id: str | None = None) -> dict:
         """The reconciliation job: check in `in_progress`, compare the DB with Lemon Squeezy, report
         any discrepancy ("reconciliation discrepancies detected", tagged reconciliation=true), check
         in `ok`, or `error` if the job itself failed. `replay_duration_s`: a past run (history,
-        inside `telemetry.at(start)`), stamped as having taken that long."""
-        slug = self.knobs["cron_slug"]
+        inside `telemetry.at(start)`), stamped as having taken that long. `monitor_slug` overrides
+        the knob `cron_slug` (`paymon sandbox reconcile` passes monitoring.yaml's cron.slug)."""
+        slug = monitor_slug or self.knobs["cron_slug"]
         started = self.telemetry.now()
 
         def later(fraction: float):
@@ -463,7 +465,8 @@ class AppBackend:
         def duration() -> float:
             return replay_duration_s if replay_duration_s is not None else max(0.0, self.telemetry.now() - started)
 
-        check_in_id = self.telemetry.checkin(slug, "in_progress", monitor_config=self.monitor_config())
+        check_in_id = self.telemetry.checkin(slug, "in_progress", check_in_id=check_in_id,
+                                             monitor_config=self.monitor_config())
         try:
             if crash:
                 raise RuntimeError("Lemon Squeezy API unavailable (503)")
@@ -521,12 +524,15 @@ class AppBackend:
         sentry = self.telemetry.sentry
         runs = list(history.get("reconciliation") or [])
         for tick, status in zip(self._ticks(len(runs), now), runs):
+            check_in_id = uuid.UUID(int=rng.getrandbits(128)).hex  # the same world, the same ids
             if status == "missed":  # no run: Sentry's monitor records the missed check-in itself
                 sentry.record_checkin({"monitor_slug": self.knobs["cron_slug"], "status": "missed",
-                                       "environment": self.environment}, received=tick + 5 * 60)
+                                       "check_in_id": check_in_id, "environment": self.environment},
+                                      received=tick + 5 * 60)
                 continue
             with self.telemetry.at(tick + 1):
-                self.reconcile(crash=status == "error", replay_duration_s=48.0 if status == "ok" else 11.0)
+                self.reconcile(crash=status == "error", replay_duration_s=48.0 if status == "ok" else 11.0,
+                               check_in_id=check_in_id)
         for hours in history.get("test_mode_hours_ago") or []:
             with self.telemetry.at(now - float(hours) * 3600):
                 self.report(TEST_MODE_IN_PRODUCTION, "fatal", {"startup": "true"})

@@ -88,11 +88,13 @@ class AppResponse:
 
     async def reconcile(self, request: Request) -> JSONResponse:
         """`POST /api/cron/reconcile`: the daily job as a Vercel cron route, authorised by
-        `Authorization: Bearer <CRON_SECRET>` (Vercel's convention). 200 with the job's report."""
+        `Authorization: Bearer <CRON_SECRET>` (Vercel's convention); an optional JSON body
+        `{"monitor_slug": ...}` names the cron monitor to check in to. 200 with the job's report."""
         given = request.headers.get("authorization", "").encode("utf-8", "replace")
         expected = f"Bearer {self.backend.cron_secret}".encode()
         if not hmac.compare_digest(given, expected):
             return JSONResponse({"error": "Unauthorized"}, status_code=401)
-        result = await asyncio.to_thread(self.backend.reconcile)
+        slug = (parse_json(await request.body()) or {}).get("monitor_slug")
+        result = await asyncio.to_thread(self.backend.reconcile, False, None, str(slug) if slug else None)
         self.backend.telemetry.flush()
         return JSONResponse(result)
