@@ -74,9 +74,13 @@ def review_alerts(backtest: BacktestReport, notifications) -> AlertsReview:
             alert.name, fired, len(delivered), len(acks), sum(1 for f in delivered if f.resolved),
             statistics.median(acks) if acks else None, sum(1 for f in delivered if f.pages), source)
         row.reached_no_one = fired > 0 and not delivered
-        if alert.replayed and len(delivered) != fired:
-            row.note = (f"{len(delivered)} delivered of {fired} replayed firings: the replay evaluates once a minute, "
-                        f"or notifications went elsewhere")
+        if alert.replayed and len(delivered) > fired:
+            row.note = (f"{len(delivered)} notifications for {fired} replayed firings: notifications without the "
+                        f"events in Sentry's data (older posts, deleted events), or a burst shorter than a minute "
+                        f"that the once-a-minute replay smooths")
+        elif alert.replayed and 0 < len(delivered) < fired:
+            row.note = (f"{fired - len(delivered)} of {fired} replayed firings reached neither Slack nor PagerDuty "
+                        f"(e-mail is not read)")
         rows.append(row)
     return AlertsReview(backtest.start, backtest.end, backtest.days, rows, list(notifications.read),
                         list(notifications.unavailable))

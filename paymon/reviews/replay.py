@@ -12,6 +12,11 @@ minute, so the counts are per minute and the window rolls by a minute.
   ending with that minute (just that minute without a window); crossing the threshold fires unless
   the action interval (`repeat_minutes`) has not passed since that issue's last firing.
 
+Per-issue counts are the issue's events that match the alert's filter (Sentry's frequency
+condition counts all the issue's events; an issue groups events of one kind, so they rarely differ).
+Per-issue timing is at minute resolution too: two events 4m50s apart in minutes five apart pass a
+5-minute action interval here, not in Sentry.
+
 A burst is therefore counted wherever it falls: split across two fixed 5-minute blocks it still
 fills one rolling window.
 """
