@@ -149,6 +149,7 @@ def _app_backend(sandbox_server):
     return None if sandbox_server is None else sandbox_server.backends.get("app")
 
 
+@pytest.mark.alert_events
 @pytest.mark.criterion("Confirm webhook processing working correctly")
 def test_webhook_rejects_forged_signature(payment_app, request, sandbox_server, spec):
     """A forged and a missing X-Signature get 401 and are not processed; the correctly signed same

@@ -28,6 +28,10 @@ from paymon.spec import AlertSpec, PerformanceBudget, Spec
 SEGMENT_SPANS = ("spans", "is_transaction:true", "p95(span.duration)")
 LEGACY_TRANSACTIONS = ("transactions", "", "p95(transaction.duration)")
 RECONCILIATION_ISSUE = "reconciliation discrepancies detected"
+# paymon's own events (the synthetic checks', the drill's) are tagged test:true, as the guide's
+# test alerts are. "Did production see X?" must not count them: a drill that fires "Test mode
+# detected in production" on purpose would otherwise fail the next day's gates.
+NOT_A_TEST = "!test:true"
 
 
 def _iso(epoch: float) -> str:
@@ -135,7 +139,8 @@ class UsageRate:
 def usage_rate(client, spec: Spec) -> UsageRate:
     usage = spec.usage_reporting
     alert = spec.alert(usage.alert)
-    failures = count(client, "errors", alert_query(alert), alert.environment, period_s=usage.window)
+    failures = count(client, "errors", f"{alert_query(alert)} {NOT_A_TEST}", alert.environment,
+                     period_s=usage.window)
     rows, _ = transactions_query(client, ["count()"], f"transaction:{usage.transaction}", alert.environment,
                                  usage.window)
     sampled = int((rows[0].get("count()") or 0) if rows else 0)
@@ -162,7 +167,8 @@ def usage_reporting_findings(client, spec: Spec) -> tuple[list[Finding], UsageRa
 def test_mode_findings(client, spec: Spec) -> list[Finding]:
     test_mode = spec.test_mode
     alert = spec.alert(test_mode.alert)
-    rows = events_table(client, "errors", ["count()", "last_seen()"], alert_query(alert), alert.environment,
+    rows = events_table(client, "errors", ["count()", "last_seen()"], f"{alert_query(alert)} {NOT_A_TEST}",
+                        alert.environment,
                         period_s=test_mode.window)
     found = int((rows[0].get("count()") or 0) if rows else 0)
     if not found:
@@ -225,7 +231,7 @@ def reconciliation_findings(client, spec: Spec, now: float | None = None) -> lis
     environment = alert.environment if alert else cron.environment
     issues: dict[str, dict] = {}
     for term in terms:  # one search per ORed term: issue search does not take every boolean form
-        issue_params = {"query": f"is:unresolved {term}", "statsPeriod": "90d", "limit": 25}
+        issue_params = {"query": f"is:unresolved {NOT_A_TEST} {term}", "statsPeriod": "90d", "limit": 25}
         if environment:
             issue_params["environment"] = environment
         for issue in client.get(client.org_path("issues"), params=issue_params) or []:

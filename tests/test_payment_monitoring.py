@@ -254,3 +254,31 @@ def test_or_terms_split_only_top_level_ors():
     assert pm.or_terms('reconciliation:true OR message:"*a OR b*"') == ["reconciliation:true", 'message:"*a OR b*"']
     assert pm.or_terms("a:b (c OR d) OR e") == ["a:b (c OR d)", "e"]
     assert pm.or_terms("x:y") == ["x:y"]
+
+
+# --- paymon's own test events are not production's ------------------------------------------------
+
+@pytest.mark.parametrize("message, findings_of", [
+    ("Test mode detected in production", pm.test_mode_findings),
+    ("reconciliation discrepancies detected", lambda client, spec: [
+        f for f in pm.reconciliation_findings(client, spec) if f.alert.startswith("issue ")]),
+])
+def test_test_tagged_events_are_not_counted_but_real_ones_are(message, findings_of):
+    """A drill fires these on purpose (tagged test:true); the next gate must not fail on them."""
+    level = "fatal" if "Test mode" in message else "error"
+    with SandboxServer(golden_world()) as server, _client(server) as client:
+        server.sentry.store_event({"level": level, "environment": "production", "message": message,
+                                   "tags": {"test": "true", "paymon_drill": "x"}, "fingerprint": ["drill"]})
+        assert findings_of(client, SPEC) == []
+        server.sentry.store_event({"level": level, "environment": "production", "message": message,
+                                   "fingerprint": ["real"]})
+        assert len(findings_of(client, SPEC)) == 1
+
+
+def test_test_tagged_usage_failures_are_not_counted():
+    with SandboxServer(golden_world()) as server, _client(server) as client:
+        before = pm.usage_rate(client, SPEC).failures
+        server.sentry.store_events([{"level": "error", "environment": "production",
+                                     "message": "Usage reporting failed", "tags": {"usage_reporting": "error",
+                                                                                  "test": "true"}}] * 6)
+        assert pm.usage_rate(client, SPEC).failures == before
