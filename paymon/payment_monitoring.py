@@ -271,9 +271,10 @@ def transaction_stats(client, spec: Spec, budget: PerformanceBudget) -> SentryTr
     return SentryTransactions(tagged, untagged, None if value is None else float(value), p95)
 
 
-def transaction_findings(client, spec: Spec, budget: PerformanceBudget) -> list[Finding]:
+def transaction_findings(client, spec: Spec, budget: PerformanceBudget,
+                         stats: SentryTransactions | None = None) -> list[Finding]:
     perf = spec.performance
-    stats = transaction_stats(client, spec, budget)
+    stats = stats or transaction_stats(client, spec, budget)
     where = f"{perf.environment or 'all environments'}, last {_period(perf.recent)}"
     if not stats.tagged:
         if stats.untagged:
@@ -287,6 +288,15 @@ def transaction_findings(client, spec: Spec, budget: PerformanceBudget) -> list[
                         f"{stats.p95_ms:.1f} ms", "field", f"{stats.tagged} transactions, {where}",
                         f"warning > {budget.warning:g} ms, critical > {budget.critical:g} ms (§2)")]
     return []
+
+
+def transaction_warning(stats: SentryTransactions, budget: PerformanceBudget) -> str | None:
+    """Above the warning budget but not the critical one: the gate passes, and says so."""
+    if stats.tagged and stats.p95_ms is not None and budget.warning < stats.p95_ms <= budget.critical:
+        return (f"warning: {budget.transaction}: Sentry {stats.p95_field} {stats.p95_ms:.1f} ms over "
+                f"{stats.tagged} transactions is above the warning budget {budget.warning:g} ms "
+                f"(critical > {budget.critical:g} ms)")
+    return None
 
 
 # --- polling ---------------------------------------------------------------------------------------

@@ -208,6 +208,17 @@ def test_slow_endpoint_history_fails_sentry_p95_against_the_budget():
         assert pm.transaction_findings(client, SPEC, payg) == []
 
 
+def test_a_sentry_p95_between_the_budgets_passes_with_a_warning():
+    world = _world(latency_ms={"default": {"p50": 4, "p95": 8}, "/api/checkout/pro": {"p50": 500, "p95": 700}})
+    with SandboxServer(world) as server, _client(server) as client:
+        pro = next(b for b in SPEC.performance.budgets if b.transaction == "/api/checkout/pro")
+        stats = pm.transaction_stats(client, SPEC, pro)
+        assert pm.transaction_findings(client, SPEC, pro, stats) == []
+        assert pm.transaction_warning(stats, pro).startswith("warning: /api/checkout/pro: Sentry p95(span.duration)")
+        payg = next(b for b in SPEC.performance.budgets if b.transaction == "/api/checkout/payg")
+        assert pm.transaction_warning(pm.transaction_stats(client, SPEC, payg), payg) is None
+
+
 def test_events_without_match_answer_null_last_seen():
     with SandboxServer(golden_world()) as server, _client(server) as client:
         rows = pm.events_table(client, "errors", ["count()", "last_seen()"], 'message:"*nothing like this*"',

@@ -55,6 +55,14 @@ CRITERIA: dict[str, Placement] = {
     "On-call engineer confirmed PagerDuty page received": Placement(PRE_DEPLOYMENT, 5, "critical"),
     "Operations runbook documented with response procedures": Placement(PRE_DEPLOYMENT, 6, "minor"),
     "Reconciliation cron job runs at 2 AM UTC": Placement(POST_DEPLOYMENT, 7, "normal"),
+    # Test mode loses every payment's revenue (§6 "Test Mode in Production", alert 6: fatal).
+    "Test mode not detected in production (§6)": Placement(PRE_DEPLOYMENT, 6, "blocker"),
+    # A forged webhook accepted, or real ones rejected, corrupts subscriptions (§1 alerts 2 and 3).
+    "Confirm webhook processing working correctly": Placement(POST_DEPLOYMENT, 7, "critical"),
+    # Usage never reported is never billed (§1 alert 4, §6 "Usage Reporting Failure").
+    "Usage reporting failure rate under the limit (§1 Alert 4)": Placement(POST_DEPLOYMENT, 1, "critical"),
+    # The drill proves the six alerts themselves fire and reach everyone (§1, §3).
+    "Alert drill: every action arrives": Placement(PRE_DEPLOYMENT, 1, "critical"),
     # The reviews (paymon.reviews; checks/test_reviews.py, run with --reviews on the schedule).
     "Verify no false positives from alert rules": Placement(POST_DEPLOYMENT, 7, "normal"),
     "Weekly review of payment failure trends": Placement(ONGOING, 7, "minor"),
