@@ -44,8 +44,11 @@ WEBHOOK = "/api/webhooks/lemonsqueezy"
 CHECKOUTS = ("/api/checkout/pro", "/api/checkout/payg")
 WRONG_SECRET = "not-the-secret"  # valid 64-hex signature that does not match (reference §1.3, §3)
 # Reference §3: the security alert fires at > 5 "Invalid webhook signature" warnings in 5 min,
-# across every paymon run; send only while count + planned <= 3, at most 2 per run.
+# across every paymon run; live, send only while count + planned <= 3, at most 2 per run (the
+# wrong secret, plus one of the other malformed kinds in rotation). The sandbox (a fresh one per
+# run) gets every kind; 5 warnings stay at the alert's threshold, not over it.
 MISSIGNED_PER_RUN, MISSIGNED_CEILING = 2, 3
+SANDBOX_MISSIGNED_CEILING = 5
 TIMEOUT_S = 10.0
 # How long the "Invalid webhook signature" warning may take to become searchable in Sentry after a
 # rejected probe: live ingestion takes seconds (60 s is the guide's Slack deadline, §3); the
@@ -152,36 +155,39 @@ def _app_backend(sandbox_server):
 @pytest.mark.alert_events
 @pytest.mark.criterion("Confirm webhook processing working correctly")
 def test_webhook_rejects_forged_signature(payment_app, request, sandbox_server, spec):
-    """A forged and a missing X-Signature get 401 and are not processed; the correctly signed same
-    delivery then gets 2xx and is processed (once); each rejection's "Invalid webhook signature"
-    warning arrives in Sentry (polled through the events API within a deadline)."""
+    """Mis-signed deliveries (a wrong secret, a tampered body, a missing, non-hex or short header;
+    live: the wrong secret plus one of the others in rotation) get 401, not 500, and are not
+    processed; the correctly signed delivery then gets 2xx and is processed (once); each
+    rejection's "Invalid webhook signature" warning arrives in Sentry (polled within a deadline)."""
     try:
         secret, subscription = payment_app.require_secret(), payment_app.require_subscription()
         sentry_client = request.getfixturevalue("sentry_client")
     except SettingsError as exc:
         could_not_check(request, exc)
+    body = synthetic_webhook_body(subscription)
+    malformed = malformed_deliveries(body, secret, payment_app.live, payment_app.run_id)
+    ceiling = MISSIGNED_CEILING if payment_app.live else SANDBOX_MISSIGNED_CEILING
     recent = _recent_signature_failures(sentry_client)
-    if recent + MISSIGNED_PER_RUN > MISSIGNED_CEILING:
+    if recent + len(malformed) > ceiling:
         could_not_check(request, TargetUnavailable(
             f"{recent} 'Invalid webhook signature' warning(s) in production in the last 5 minutes; sending "
-            f"{MISSIGNED_PER_RUN} more could page the security team (> 5 in 5 min). Retry in 5 minutes."))
+            f"{len(malformed)} more could page the security team (> 5 in 5 min). Retry in 5 minutes."))
 
     alert = spec.alert(SIGNATURE_ALERT)
     warning_query, since = alert_query(alert), time.time() - SKEW_S
     before = count(sentry_client, "errors", warning_query, alert.environment, start=since)
-    body = synthetic_webhook_body(subscription)
     webhook_id = json.loads(body)["meta"]["webhook_id"]
     url, app = payment_app.url(WEBHOOK), _app_backend(sandbox_server)
     problems, rejected = [], 0
     with httpx.Client(timeout=TIMEOUT_S) as client:
-        for label, signature in (("forged (wrong secret)", sign(body, WRONG_SECRET)), ("missing", None)):
-            response = _post(client, url, body, webhook_headers(body, signature, payment_app.headers))
+        for label, sent, signature in malformed:
+            response = _post(client, url, sent, webhook_headers(sent, signature, payment_app.headers))
             if response.status_code != 401:
-                problems.append(f"{label} X-Signature: status expected 401, actual {response.status_code}")
+                problems.append(f"{label}: status expected 401, actual {response.status_code}")
             else:
                 rejected += 1
-        if app is not None and webhook_id in app.processed:
-            problems.append("a delivery with a bad X-Signature was processed by the app")
+            if app is not None and json.loads(sent)["meta"]["webhook_id"] in app.processed:
+                problems.append(f"{label}: the delivery was processed by the app")
         response = _post(client, url, body, webhook_headers(body, sign(body, secret), payment_app.headers))
         if not 200 <= response.status_code < 300:
             problems.append(f"correctly signed delivery: status expected 2xx, actual {response.status_code}")
@@ -201,6 +207,26 @@ def test_webhook_rejects_forged_signature(payment_app, request, sandbox_server, 
     if problems:
         pytest.fail(f"{WEBHOOK}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems),
                     pytrace=False)
+
+
+def malformed_deliveries(body: bytes, secret: str, live: bool, run_id: str) -> list[tuple[str, bytes, str | None]]:
+    """(label, body, X-Signature) of the mis-signed deliveries this run sends. Each must get 401 and
+    change nothing; none may crash the handler (a length-mismatch compare that throws is a 500).
+    The tampered body carries a new webhook id only: a handler that wrongly accepts it re-applies
+    the synthetic subscription's stored state, so even that failure changes nothing."""
+    payload = json.loads(body)
+    payload["meta"]["webhook_id"] = f"{payload['meta']['webhook_id']}-tampered"
+    tampered = json.dumps(payload, separators=(",", ":")).encode()
+    kinds = [
+        ("tampered body (signature of the original)", tampered, sign(body, secret)),
+        ("missing X-Signature", body, None),
+        ("non-hex X-Signature", body, "z" * 64),
+        ("short X-Signature", body, sign(body, secret)[:16]),
+    ]
+    wrong_secret = ("X-Signature from a wrong secret", body, sign(body, WRONG_SECRET))
+    if not live:
+        return [wrong_secret, *kinds]
+    return [wrong_secret, kinds[int(run_id, 16) % len(kinds)]]  # one more kind per production run, rotating
 
 
 def _json(response: httpx.Response) -> dict:

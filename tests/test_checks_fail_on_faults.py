@@ -122,7 +122,13 @@ APP_FAULTS = {
     },
     "signature-warning-not-sent": {
         "test_webhook_rejects_forged_signature": '"Invalid webhook signature" warnings in Sentry (production) after '
-                                                 "2 rejected probe(s): expected 2 within 5s, actual 0",
+                                                 "5 rejected probe(s): expected 5 within 5s, actual 0",
+    },
+    "signature-not-verified": {
+        "test_webhook_rejects_forged_signature": "X-Signature from a wrong secret: status expected 401, actual 200",
+    },
+    "signature-500-on-short-header": {
+        "test_webhook_rejects_forged_signature": "short X-Signature: status expected 401, actual 500",
     },
 }
 

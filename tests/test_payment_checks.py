@@ -90,12 +90,24 @@ def test_broken_signature_check_and_test_mode_fail_their_checks(run_suite):
                     world=world)
     assert run.returncode == 1, run.output
     webhook = run.failures["test_webhook_rejects_forged_signature"]
-    assert "forged (wrong secret) X-Signature: status expected 401, actual 200" in webhook
-    assert "missing X-Signature: status expected 401, actual 200" in webhook
-    assert "a delivery with a bad X-Signature was processed by the app" in webhook
+    for kind in ("X-Signature from a wrong secret", "tampered body (signature of the original)",
+                 "missing X-Signature", "non-hex X-Signature", "short X-Signature"):
+        assert f"{kind}: status expected 401, actual 200" in webhook
+    assert "X-Signature from a wrong secret: the delivery was processed by the app" in webhook
+    assert "tampered body (signature of the original): the delivery was processed by the app" in webhook
     test_mode = run.failures["test_not_in_test_mode"]
     assert f"{PRO}: test_mode expected false, actual true" in test_mode
     assert f"{PAYG}: test_mode expected false, actual true" in test_mode
+
+
+def test_live_sends_two_mis_signed_deliveries_rotating_the_second():
+    from checks.test_payment_endpoints import malformed_deliveries
+
+    body = b'{"meta":{"webhook_id":"w1"},"data":{}}'
+    seconds = {malformed_deliveries(body, "s", True, f"{n:012x}")[1][0] for n in range(8)}
+    assert all(len(malformed_deliveries(body, "s", True, f"{n:012x}")) == 2 for n in range(8))
+    assert len(seconds) == 4  # every kind comes round
+    assert len(malformed_deliveries(body, "s", False, "0" * 12)) == 5
 
 
 def test_live_without_app_url_could_not_check(run_suite):
@@ -115,8 +127,8 @@ def test_silent_rejection_and_past_test_mode_fail_their_checks(run_suite):
     assert run.returncode == 1, run.output
     assert run.passed == {"test_not_in_test_mode"}
     webhook = run.failures["test_webhook_rejects_forged_signature"]
-    assert ('"Invalid webhook signature" warnings in Sentry (production) after 2 rejected probe(s): '
-            "expected 2 within 5s, actual 0") in webhook
+    assert ('"Invalid webhook signature" warnings in Sentry (production) after 5 rejected probe(s): '
+            "expected 5 within 5s, actual 0") in webhook
     assert "status expected 401" not in webhook  # the rejections themselves were right
     event = run.failures["test_no_test_mode_event_in_production"]
     assert "Test Mode Detected in Production: events in production over the last 24h expected 0, actual 1" in event

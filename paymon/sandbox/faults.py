@@ -436,6 +436,8 @@ _WORLD_FAULTS: dict[str, Callable[[dict, _Changes], None]] = {
     "no-transactions": _app_knob("traces_sample_rate", 0.0),
     "transactions-untagged": _app_knob("tag_payment_flow", False),
     "signature-warning-not-sent": _app_knob("log_invalid_signature", False),
+    "signature-not-verified": _app_knob("skip_signature_verification", True),
+    "signature-500-on-short-header": _app_knob("signature_compare_throws", True),
     "channel-archived": _channel_archived,
     "bot-not-in-channel": _bot_not_in_channel,
     "pagerduty-service-disabled": _pagerduty_service_disabled,
@@ -493,6 +495,8 @@ FAULTS: dict[str, str] = {
     "no-transactions": "payment app: performance tracing off (tracesSampleRate 0): no transactions in Sentry",
     "transactions-untagged": "payment app: beforeSendTransaction lost: transactions not tagged payment_flow",
     "signature-warning-not-sent": 'payment app: rejects bad signatures but sends no "Invalid webhook signature"',
+    "signature-not-verified": "payment app: the webhook handler skips X-Signature verification (accepts forgeries)",
+    "signature-500-on-short-header": "payment app: a short or non-hex X-Signature crashes the handler (500, not 401)",
 }
 
 

@@ -109,6 +109,21 @@ def verify_signature(raw_body: bytes, x_signature: str | None, secret: str) -> b
     return hmac.compare_digest(expected, given)
 
 
+class SignatureCompareError(Exception):
+    """The `signature_compare_throws` knob's crash: the handler answers 500."""
+
+
+def _node_hex_decode(text: str) -> bytes:
+    """Node's Buffer.from(text, "hex"): whole hex pairs up to the first invalid character."""
+    decoded = bytearray()
+    for i in range(0, len(text) - 1, 2):
+        try:
+            decoded.append(int(text[i:i + 2], 16))
+        except ValueError:
+            break
+    return bytes(decoded)
+
+
 @dataclass(frozen=True)
 class Latency:
     """A latency distribution in ms: fixed, or lognormal through (p50, p95)."""
@@ -354,6 +369,12 @@ class AppBackend:
     def signature_ok(self, raw_body: bytes, x_signature: str | None) -> bool:
         if self.knobs.get("skip_signature_verification"):
             return True
+        if self.knobs.get("signature_compare_throws") and x_signature is not None:
+            # The classic Node handler: timingSafeEqual(Buffer.from(sig, "hex"), digest) throws on a
+            # length mismatch, so a short or non-hex header becomes a 500 instead of a 401.
+            if len(_node_hex_decode(x_signature)) != hashlib.sha256().digest_size:
+                raise SignatureCompareError("RangeError: Input buffers must have the same byte length")
+        return verify_signature(raw_body, x_signature, self.webhook_secret)
         return verify_signature(raw_body, x_signature, self.webhook_secret)
 
     def reject_signature(self) -> None:

@@ -19,6 +19,7 @@ from paymon.sandbox.app.models import (
     SYNTHETIC_USER,
     WEBHOOK,
     AppBackend,
+    SignatureCompareError,
     parse_json,
 )
 
@@ -76,7 +77,12 @@ class AppResponse:
     async def _webhook(self, request: Request) -> JSONResponse:
         raw = await request.body()  # the raw bytes: re-serialised JSON would not match the signature
         # Verify before anything else (reference §4.2): no parsing, no work for a forged delivery.
-        if not self.backend.signature_ok(raw, request.headers.get("x-signature")):
+        try:
+            verified = self.backend.signature_ok(raw, request.headers.get("x-signature"))
+        except SignatureCompareError as exc:
+            self.backend.report(str(exc), "error", {"webhook": "true"})  # what the SDK would capture
+            return JSONResponse({"error": "Internal server error"}, status_code=500)
+        if not verified:
             self.backend.reject_signature()
             return JSONResponse({"error": INVALID_SIGNATURE}, status_code=401)
         if failed := await self._work(WEBHOOK):
