@@ -223,8 +223,16 @@ class SentryClient:
 
     def _get_response(self, path: str, params: dict, budget: _Budget, method: str = "GET",
                       body: Any = None) -> httpx.Response:
+        response = self._send_with_retries(path, params, budget, method, body)
+        self._raise_for_status(response, budget)
+        return response
+
+    def _send_with_retries(self, path: str, params: dict, budget: _Budget, method: str = "GET", body: Any = None,
+                           retry_if: Callable[[BaseException], bool] | None = None) -> httpx.Response:
+        """The response once it is not retryable, retrying within the budget's deadline; `retry_if`
+        narrows what is retried (a non-idempotent write must not be sent twice)."""
         retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(_Retryable),
+            retry=(tenacity.retry_if_exception(retry_if) if retry_if else tenacity.retry_if_exception_type(_Retryable)),
             wait=lambda state: self._wait_before_retry(state, budget),
             stop=lambda state: state.upcoming_sleep >= budget.ends - self._clock(),
             sleep=self._sleep,
@@ -232,11 +240,9 @@ class SentryClient:
             reraise=True,
         )
         try:
-            response = retrying(self._send_once, path, params, budget, method, body)
+            return retrying(self._send_once, path, params, budget, method, body)
         except _Retryable as failure:
             raise self._gave_up(failure, budget) from None
-        self._raise_for_status(response, budget)
-        return response
 
     def _send_once(self, path: str, params: dict, budget: _Budget, method: str = "GET",
                    body: Any = None) -> httpx.Response:

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import tenacity
 
 from paymon.errors import WriteRejected
 from paymon.sentry.client import SentryClient, _Budget, _Retryable, _status_text
@@ -53,18 +52,7 @@ class SentryWriteClient(SentryClient):
 
     def _write(self, method: str, path: str, body: Any, retry_if: Callable[[BaseException], bool]) -> Any:
         budget = self._new_budget(path, method=method)
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(retry_if),
-            wait=lambda state: self._wait_before_retry(state, budget),
-            stop=lambda state: state.upcoming_sleep >= budget.ends - self._clock(),
-            sleep=self._sleep,
-            before_sleep=lambda state: self._log_retry(state, budget),
-            reraise=True,
-        )
-        try:
-            response = retrying(self._send_once, path, {}, budget, method, body)
-        except _Retryable as failure:
-            raise self._gave_up(failure, budget) from None
+        response = self._send_with_retries(path, {}, budget, method, body, retry_if=retry_if)
         if response.status_code in (400, 409):
             raise self._rejected(response, budget)
         self._raise_for_status(response, budget)
