@@ -15,7 +15,6 @@ from paymon.sandbox.app.models import (
     CHECKOUT_PRO,
     INVALID_SIGNATURE,
     PAYG_CREATE,
-    RECONCILE,
     SYNTHETIC_USER,
     WEBHOOK,
     AppBackend,

@@ -28,7 +28,6 @@ from __future__ import annotations
 import copy
 import math
 import random
-import re
 import string
 import threading
 import uuid
@@ -50,7 +49,7 @@ from paymon.sandbox.pagerduty.exceptions import (
     UnrecognizedEvent,
 )
 # Generic emulator plumbing, shared with the Sentry stand-in rather than copied.
-from paymon.sandbox.sentry.models import InjectedFailure, RecordedRequest
+from paymon.sandbox.core import HttpFaults, InjectedFailure, RecordedRequest
 
 EVENT_ACTIONS = ("trigger", "acknowledge", "resolve")
 SEVERITIES = ("critical", "error", "warning", "info")
@@ -211,7 +210,7 @@ class RateLimitState:
 
 # --- the backend -------------------------------------------------------------------------------------
 
-class PagerDutyBackend:
+class PagerDutyBackend(HttpFaults):
     def __init__(self, world_pagerduty: dict, hub=None):
         from paymon.sandbox.hub import Hub
 
@@ -821,29 +820,10 @@ class PagerDutyBackend:
         incident.resolved_at = None
         incident.updated_at = incident.last_status_change_at = at
 
-    # --- injected failures and rate limits -----------------------------------------------------------
+    # Injected failures are HttpFaults': their paths include the `/pagerduty` prefix, and an
+    # in-process `enqueue` counts as a POST to /pagerduty/v2/enqueue.
 
-    def inject_failure(self, status: int, path: str | None = None, method: str | None = None,
-                       times: int | None = 1) -> None:
-        """The next `times` requests whose path matches the regex `path` (None: any; paths include
-        the `/pagerduty` prefix) answer `status` (times=None: until reset()). In-process `enqueue`
-        counts as a POST to /pagerduty/v2/enqueue."""
-        with self._lock:
-            self._failures.append(InjectedFailure(int(status), re.compile(path) if path else None, method,
-                                                  None if times is None else int(times)))
-
-    def take_failure(self, method: str, path: str) -> int | None:
-        with self._lock:
-            for failure in self._failures:
-                if failure.matches(method, path):
-                    if failure.times is not None:
-                        failure.times -= 1
-                        if failure.times <= 0:
-                            self._failures.remove(failure)
-                    return failure.status
-            if self.error_rate and self._rng.random() < self.error_rate:
-                return 503
-        return None
+    # --- rate limits -----------------------------------------------------------
 
     def rest_rate_limit(self, key: str) -> RateLimitState:
         """Count one REST request of `key` (the API token) in the current fixed window."""
@@ -859,23 +839,7 @@ class PagerDutyBackend:
         reset_in = max(1, math.ceil(window_start + window - now))
         return RateLimitState(limit, max(limit - count, 0), reset_in, exceeded=count > limit)
 
-    # --- request log ---------------------------------------------------------------------------------
-
-    def record_request(self, method: str, path: str, query: str, status: int) -> None:
-        with self._lock:
-            self._requests.append(RecordedRequest(method, path, query, status))
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._requests)
-
-    def request_count(self, path: str | None = None, method: str | None = None, status: int | None = None) -> int:
-        pattern = re.compile(path) if path else None
-        return sum(1 for r in self.requests
-                   if (pattern is None or pattern.search(r.path))
-                   and (method is None or r.method == method.upper())
-                   and (status is None or r.status == status))
+    # the request log (record_request, requests, request_count): HttpFaults
 
     # --- rendering: the JSON the real API returns ----------------------------------------------------
 

@@ -23,13 +23,13 @@ import copy
 import hashlib
 import math
 import random
-import re
 import shlex
 import threading
 import time
 from dataclasses import dataclass
 
 from paymon.rules import query as q
+from paymon.sandbox.core import HttpFaults, InjectedFailure, RecordedRequest  # noqa: F401 - re-exported
 from paymon.sandbox.sentry import ingest
 from paymon.sandbox.sentry.checkins import apply_checkin, public_checkin
 from paymon.sandbox.sentry.discover import EventsTable, sort_rows
@@ -44,27 +44,6 @@ from paymon.sandbox.sentry.exceptions import (
 )
 
 DEFAULT_RATE_LIMIT = {"limit": 40, "window": 1, "concurrent_limit": 25}
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    method: str
-    path: str
-    query: str
-    status: int
-
-
-@dataclass
-class InjectedFailure:
-    status: int
-    path: re.Pattern | None = None
-    method: str | None = None
-    times: int | None = 1  # None: every matching request, until reset()
-
-    def matches(self, method: str, path: str) -> bool:
-        if self.method and self.method.upper() != method.upper():
-            return False
-        return self.path is None or self.path.search(path) is not None
 
 
 @dataclass(frozen=True)
@@ -97,7 +76,7 @@ def _id_or_slug_matches(obj: dict, id_or_slug: str) -> bool:
     return str(obj.get("id")) == str(id_or_slug) or obj.get("slug") == id_or_slug
 
 
-class SentryBackend:
+class SentryBackend(HttpFaults):
     def __init__(self, world_sentry: dict, hub=None):
         from paymon.sandbox.hub import Hub
 
@@ -629,29 +608,7 @@ class SentryBackend:
             return (emails, None) if emails else ([], f"team {ident} has no members")
         return [], f"e-mail target {target} cannot be resolved"
 
-    # --- injected failures -----------------------------------------------------------------------
-
-    def inject_failure(self, status: int, path: str | None = None, method: str | None = None,
-                       times: int | None = 1) -> None:
-        """Make the next `times` requests whose path matches the regex `path` (None: any) answer
-        `status` (429 comes with the rate-limit headers; times=None: until reset())."""
-        with self._lock:
-            self._failures.append(InjectedFailure(int(status), re.compile(path) if path else None,
-                                                  method, None if times is None else int(times)))
-
-    def take_failure(self, method: str, path: str) -> int | None:
-        """The status an injected failure or the random `error_rate` imposes on this request."""
-        with self._lock:
-            for failure in self._failures:
-                if failure.matches(method, path):
-                    if failure.times is not None:
-                        failure.times -= 1
-                        if failure.times <= 0:
-                            self._failures.remove(failure)
-                    return failure.status
-            if self.error_rate and self._rng.random() < self.error_rate:
-                return 503
-        return None
+    # injected failures (inject_failure, take_failure) and the request log: HttpFaults
 
     # --- rate limits -----------------------------------------------------------------------------
 
@@ -681,27 +638,6 @@ class SentryBackend:
         with self._lock:
             key = (caller, endpoint)
             self._in_flight[key] = max(self._in_flight.get(key, 1) - 1, 0)
-
-    # --- request log -----------------------------------------------------------------------------
-
-    def record_request(self, method: str, path: str, query: str, status: int) -> None:
-        with self._lock:
-            self._requests.append(RecordedRequest(method, path, query, status))
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._requests)
-
-    def request_count(self, path: str | None = None, method: str | None = None, status: int | None = None) -> int:
-        """How many requests were served whose path matches the regex `path` (and method/status)."""
-        pattern = re.compile(path) if path else None
-        return sum(
-            1 for r in self.requests
-            if (pattern is None or pattern.search(r.path))
-            and (method is None or r.method == method.upper())
-            and (status is None or r.status == status)
-        )
 
 
 def _default_project_key(organization: dict, project: dict) -> dict:
