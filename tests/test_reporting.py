@@ -435,3 +435,17 @@ def test_weekly_page_plots_the_stored_measurements():
     assert "<td>Config drift</td><td>13</td>" in page
     # Overlapping runs report the same firing: counted once.
     assert "<td>Payment Failure Rate Spike</td><td>Slack</td><td>1</td>" in page
+
+
+def test_a_first_run_draws_its_trends_without_a_warning():
+    """One stored run: matplotlib widens a single date to years and warns; the page gives it a day."""
+    import warnings
+
+    run = {"started": 1_790_000_000, "exit_code": 0, "criteria": [], "failures_by_category": {},
+           "measurements": [{"kind": "delivery", "route": "Slack", "deadline_s": 60, "seconds": 1.0},
+                            {"kind": "p95", "endpoint": "/api/checkout/pro", "p95_ms": 20.0, "ci_low_ms": 15.0,
+                             "ci_high_ms": 30.0, "verdict": "pass", "warning_ms": 500, "critical_ms": 1000}]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        page = render_weekly([run], now=run["started"] + 60)
+    assert page.count('<img class="plot"') >= 2

@@ -171,7 +171,7 @@ def _dates(epochs: Sequence[float]):
 def _time_axis(axes) -> None:
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
-    low, high = axes.get_xlim()
+    low, high = axes.dataLim.intervalx  # the data's span: autoscaling widens one point to years
     if high - low < 1 / 24:  # one run (or all within the hour): give the date axis a day to label
         axes.set_xlim(low - 0.5, high + 0.5)
     locator = AutoDateLocator(maxticks=8)
