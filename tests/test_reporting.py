@@ -21,7 +21,14 @@ import pytest
 from paymon.rules.compare import Finding
 from paymon.reporting import findings, guide, verdict
 from paymon.reporting.charts import PNG_SIGNATURE
-from paymon.reporting.allure_report import ReportPaths, ReportToolMissing, allure_command, build_report, record_run
+from paymon.reporting.allure_report import (
+    ReportFailed,
+    ReportPaths,
+    ReportToolMissing,
+    allure_command,
+    build_report,
+    record_run,
+)
 from paymon.reporting.results_files import CATEGORIES, categories_json, environment_properties
 from paymon.reporting.secrets import known_secrets, scrub, scrub_files
 from paymon.reporting.weekly import render_weekly
@@ -302,6 +309,23 @@ def test_report_generates_with_history_and_records_the_run(tmp_path):
     assert config["historyPath"] == str(paths.history.resolve())
     assert [r["name"] for r in config["categories"]["rules"]][0] == "Could not check"
     assert index.exists() and (paths.output / "history.jsonl").read_text() == '{"uuid": "run-1"}\n'
+    assert config["plugins"]["awesome"]["options"]["groupBy"] == ["epic", "feature", "story"]
+    # A second report replaces the first (a stale data/ would keep Allure from flattening its output).
+    (paths.output / "data").mkdir()
+    build_report(paths, command=["allure"], run=fake_allure)
+    assert not (paths.output / "data").exists()
+
+
+def test_report_refuses_to_overwrite_a_directory_that_is_not_a_report(tmp_path):
+    reports = tmp_path / "reports"
+    (reports / "allure-results").mkdir(parents=True)
+    (reports / "allure-results" / "1-result.json").write_text("{}")
+    elsewhere = tmp_path / "my-notes"
+    elsewhere.mkdir()
+    (elsewhere / "todo.txt").write_text("keep me")
+    with pytest.raises(ReportFailed, match="is not an Allure report"):
+        build_report(ReportPaths.under(reports, output=elsewhere), command=["allure"], run=None)
+    assert (elsewhere / "todo.txt").exists()
 
 
 def test_weekly_page_summarises_stored_runs():

@@ -81,6 +81,10 @@ def allure_config(paths: ReportPaths, name: str) -> dict:
         "output": str(paths.output.resolve()),
         "historyPath": str(paths.history.resolve()),
         "categories": allure3_categories(),
+        # The tree a reviewer walks is the guide's: phase (epic) > section (feature) > criterion
+        # (story), then the checks; not the checks' file paths.
+        "plugins": {"awesome": {"options": {"reportName": name, "groupBy": ["epic", "feature", "story"],
+                                            "appendTitlePath": False}}},
     }
 
 
@@ -100,12 +104,25 @@ def record_run(paths: ReportPaths) -> bool:
     return True
 
 
+def _clear_previous_report(output: Path) -> None:
+    """Allure writes into the output directory without emptying it, and lifts its single plugin's
+    directory to the top only when it is the only directory there: a previous report's `data/`
+    would leave this one in `awesome/` behind a stale index.html. History lives outside it."""
+    if not output.exists():
+        return
+    if output.is_dir() and ((output / "index.html").is_file() or not any(output.iterdir())):
+        shutil.rmtree(output)
+        return
+    raise ReportFailed(f"{output} exists and is not an Allure report: choose another --output")
+
+
 def build_report(paths: ReportPaths, name: str = "paymon: payment monitoring", *,
                  command: Sequence[str] | None = None, run: Runner = subprocess.run) -> Path:
     """Generate the report into paths.output; returns the index.html."""
     if not paths.results.is_dir() or not any(paths.results.glob("*-result.json")):
         raise ReportFailed(f"no Allure results in {paths.results}: run `pytest` first")
     command = list(command) if command is not None else allure_command(run=run)
+    _clear_previous_report(paths.output)
     paths.history.parent.mkdir(parents=True, exist_ok=True)
     config = paths.history.parent / "allurerc.json"
     config.write_text(json.dumps(allure_config(paths, name), indent=2) + "\n", encoding="utf-8")
