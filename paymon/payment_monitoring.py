@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from paymon.errors import AuthError, EndpointMissing, TargetUnavailable
 from paymon.rules.compare import Finding
+from paymon.sentry.api import discover_time
 from paymon.spec import AlertSpec, PerformanceBudget, Spec
 
 SEGMENT_SPANS = ("spans", "is_transaction:true", "p95(span.duration)")
@@ -32,10 +33,6 @@ RECONCILIATION_ISSUE = "reconciliation discrepancies detected"
 # test alerts are. "Did production see X?" must not count them: a drill that fires "Test mode
 # detected in production" on purpose would otherwise fail the next day's gates.
 NOT_A_TEST = "!test:true"
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _period(seconds: int) -> str:
@@ -54,7 +51,7 @@ def events_table(client, dataset: str, fields: list[str], query: str, environmen
     if environment:
         params["environment"] = environment
     if start is not None:
-        params["start"], params["end"] = _iso(start), _iso(end if end is not None else time.time() + 300)
+        params["start"], params["end"] = discover_time(start), discover_time(end if end is not None else time.time() + 300)
     elif period_s is not None:
         params["statsPeriod"] = _period(period_s)
     if per_page:

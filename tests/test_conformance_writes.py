@@ -10,7 +10,6 @@ DRF field map, 403 without a write scope, 404 for the legacy endpoints once they
 from __future__ import annotations
 
 import json
-import re
 
 import httpx
 import jsonschema

@@ -132,3 +132,25 @@ def test_silent_rejection_and_past_test_mode_fail_their_checks(run_suite):
     assert "status expected 401" not in webhook  # the rejections themselves were right
     event = run.failures["test_no_test_mode_event_in_production"]
     assert "Test Mode Detected in Production: events in production over the last 24h expected 0, actual 1" in event
+
+
+def test_the_mis_signed_budget_counts_the_security_alerts_own_window_test_events_included():
+    """Before sending mis-signed probes, paymon counts what the security alert counts: its query
+    over its 5 minutes, drill events too (they page like any other)."""
+    from checks.test_payment_endpoints import SIGNATURE_ALERT, _recent_signature_failures
+    from paymon.sandbox.server import SandboxServer
+    from paymon.sentry.client import SentryClient
+    from paymon.spec import load_spec
+    from paymon.target import Target
+    from tests.conftest import REPO
+
+    spec = load_spec(REPO / "monitoring.yaml")
+    alert = spec.alert(SIGNATURE_ALERT)
+    warning = {"level": "warning", "environment": "production", "message": "Invalid webhook signature"}
+    with SandboxServer(golden_world()) as server:
+        target = Target("sandbox", sandbox=server.describe(), org=spec.organization, project=spec.project)
+        with SentryClient(target.sentry(), deadline=5) as client:
+            server.sentry.store_events([warning] * 2, received=server.clock.now() - 600)  # outside the window
+            server.sentry.store_events([warning, {**warning, "tags": {"test": "true"}}])
+            server.sentry.store_event({**warning, "level": "error"})  # not the alert's level
+            assert _recent_signature_failures(client, alert) == 2

@@ -251,7 +251,7 @@ def test_fatal_test_mode_event_fires_alert_6_once_with_every_action(generation):
     assert payments["text"] == "[towerofbabel-web] Test mode detected in production: sk_test key in live checkout"
     blocks = json.loads(payments["blocks"])
     assert blocks[0]["text"]["text"].startswith(":red_circle: <")
-    assert f"Alert: <" in blocks[-2]["elements"][0]["text"] and TEST_MODE in blocks[-2]["elements"][0]["text"]
+    assert "Alert: <" in blocks[-2]["elements"][0]["text"] and TEST_MODE in blocks[-2]["elements"][0]["text"]
     assert f"Short ID: {issue.short_id}" in blocks[-2]["elements"][0]["text"]
     assert any(b.get("text", {}).get("text") == "notes: @oncall-payments halt all deployments" for b in blocks)
     tags_block = next(b for b in blocks if '"block":"tags"' in b.get("block_id", ""))

@@ -15,19 +15,15 @@ reported as truncated. Tables follow the `Link` cursors (SentryClient.paginate).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 
 from paymon.rules import query as q
 from paymon.rules import semantics
 from paymon.rules.model import Alert
+from paymon.sentry.api import discover_time as iso
 
 MINUTE = 60
 CHUNK_SECONDS = 6 * 86400
 TOP_EVENTS = 10
-
-
-def iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def alert_query(alert: Alert) -> tuple[str, str]:

@@ -18,7 +18,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from paymon.slack import message_texts
+from paymon.delivery import parse_iso
+from paymon.slack import find_channel, message_texts
 
 CLUSTER_S = 120.0
 _SHORT_ID = re.compile(r"Short ID:\s*([A-Z0-9][A-Z0-9-]*-[A-Z0-9]+)")
@@ -71,9 +72,7 @@ class Notifications:
 
 
 def parse_time(text: str | None) -> float | None:
-    if not text:
-        return None
-    return datetime.fromisoformat(text).timestamp()
+    return parse_iso(text) if text else None
 
 
 def alert_named(text: str, names: list[str]) -> str | None:
@@ -85,9 +84,9 @@ def alert_named(text: str, names: list[str]) -> str | None:
 
 
 def slack_posts(reader, channels: list[str], names: list[str], since: float) -> list[Post]:
-    posts = []
+    posts, listed = [], reader.channels()  # one channel list for every channel read
     for channel in channels:
-        found = reader.channel_by_name(channel)
+        found = find_channel(listed, channel)
         if found is None:
             continue
         for message in reader.history(found["id"], oldest=since):

@@ -35,26 +35,24 @@ class ReviewSession:
     def slack(self):
         from paymon.slack import SlackReader
 
-        try:
-            settings = self.target.slack()
-        except SettingsError:
-            if self.target.name == "live":
-                return None
-            raise
-        reader = SlackReader(settings)
-        self._clients.append(reader)
-        return reader
+        return self._optional_client(self.target.slack, SlackReader)
 
     def pagerduty(self):
         from paymon.pagerduty import PagerDutyClient
 
+        return self._optional_client(self.target.pagerduty,
+                                     lambda settings: PagerDutyClient(settings, deadline=self.sentry.deadline))
+
+    def _optional_client(self, settings_of, build):
+        """A client for the service, or None live when its token is not set (the review then
+        says what it could not read); in the sandbox every service is there, so that is an error."""
         try:
-            settings = self.target.pagerduty()
+            settings = settings_of()
         except SettingsError:
             if self.target.name == "live":
                 return None
             raise
-        client = PagerDutyClient(settings, deadline=self.sentry.deadline)
+        client = build(settings)
         self._clients.append(client)
         return client
 

@@ -7,6 +7,7 @@ documents that "not there" is an answer (`None`) rather than a failure to check.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from paymon.errors import EndpointMissing
@@ -14,6 +15,11 @@ from paymon.sentry.client import SentryClient
 
 # The prebuilt dashboard Sentry lists first; it has a string id and no detail worth reading.
 _PREBUILT_DASHBOARD_ID = "default-overview"
+
+
+def discover_time(epoch: float) -> str:
+    """`start`/`end` as the events endpoints take them: UTC, to the second, no zone suffix."""
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 # --- organisation directory ----------------------------------------------------------------------
