@@ -3,6 +3,7 @@ deterministic and realistic, and the commands fail with one line on bad input.""
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import json
 import math
@@ -109,7 +110,9 @@ def test_failure_review_counts_per_day_and_type(sandbox):
     sandbox.sentry.store_events([payloads[i] for i in order], received=[times[i] for i in order])
     with _session(sandbox).sentry as client:
         trend = review_failures(client, SPEC, weeks=1, now=now)
-    assert len(trend.days) == 8 and trend.days[-1] == trend.days[-3][:8] + trend.days[-1][8:]
+    assert len(trend.days) == 8
+    dates = [datetime.date.fromisoformat(day) for day in trend.days]
+    assert [later - earlier for earlier, later in itertools.pairwise(dates)] == [datetime.timedelta(days=1)] * 7
     at = {day: i for i, day in enumerate(trend.days)}
     two, one = trend.days[-3], trend.days[-2]
     assert trend.counts == {
