@@ -21,12 +21,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from paymon.reviews import run
-from paymon.reviews.session import ReviewSession, load_sandbox_history
+from paymon.reviews.session import ReviewSession
+from paymon.sandbox.history import load_sandbox_history
 from paymon.sandbox.server import SandboxServer
 from paymon.sandbox.world import golden_world
-from paymon.sentry.client import SentryClient
-from paymon.spec import load_spec
-from paymon.target import Target
+from paymon.clients.sentry.client import SentryClient
+from paymon.config.spec import load_spec
+from paymon.config.target import Target
 
 REPO = Path(__file__).resolve().parent.parent
 

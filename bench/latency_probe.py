@@ -3,7 +3,7 @@
     python bench/latency_probe.py [--rounds 5] [--per-round 60] [--rate 100]
 
 A trivial Starlette app runs in a separate process (so client and server do not share a GIL). Three
-senders time it through the same scheduler (paymon.latency.measure), so only the sender differs:
+senders time it through the same scheduler (paymon.probes.latency.measure), so only the sender differs:
 
     raw       http.client, one keep-alive connection: the floor for a Python client
     probe     paymon's HttpSender over one httpx.Client (what `paymon probe` does)
@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from paymon.latency import OK, HttpSender, HttpTarget, Outcome, http_client, percentile, run_schedule  # noqa: E402
+from paymon.probes.latency import OK, HttpSender, HttpTarget, Outcome, http_client, percentile, run_schedule  # noqa: E402
 
 
 def serve() -> None:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from paymon.latency import (  # noqa: E402
+from paymon.probes.latency import (  # noqa: E402
     HttpSender,
     HttpTarget,
     http_client,

@@ -3,7 +3,7 @@ the guide says, whichever generation of Sentry's alerting API holds it."""
 
 import pytest
 
-from paymon.report import fail_with
+from fixtures.outcome import fail_with
 
 pytestmark = pytest.mark.criterion("All 6 Sentry alert rules configured")
 

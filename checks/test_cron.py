@@ -4,8 +4,8 @@ recently, and no discrepancy it reported is left open."""
 
 import pytest
 
-from paymon.payment_monitoring import reconciliation_findings
-from paymon.report import fail_with
+from paymon.findings.production import reconciliation_findings
+from fixtures.outcome import fail_with
 
 pytestmark = pytest.mark.criterion("Reconciliation cron job runs at 2 AM UTC")
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from paymon.report import fail_with
+from fixtures.outcome import fail_with
 
 pytestmark = pytest.mark.criterion("Payment dashboard created (Sentry or custom)")
 

@@ -28,7 +28,7 @@ def test_slack_delivery(fired_events, slack_deliveries, spec, record_property):
 
 @pytest.mark.criterion("On-call engineer confirmed PagerDuty page received")
 def test_pagerduty_delivery(fired_events, pagerduty_delivery, on_call_user_ids, spec, record_property, real_alerts):
-    from paymon.delivery import page_evidence
+    from paymon.delivery.endtoend import page_evidence
     from paymon.reporting.measurements import MEASUREMENT_PROPERTY, encode
 
     # The weekly review's "alerts that fired for real": what else paged the team over the last day.

@@ -3,7 +3,7 @@ action it declares arrives (Slack channels, PagerDuty, e-mail), within monitorin
 deadlines. In the sandbox a just-under batch (`threshold` events) must also stay silent.
 
 Deselected unless the drill is on (`--drill`; default on in the sandbox, off live: it pages people).
-See paymon/drill.py and fixtures/drill.py.
+See paymon/delivery/drill.py and fixtures/drill.py.
 """
 
 import warnings

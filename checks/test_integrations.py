@@ -2,7 +2,7 @@
 
 import pytest
 
-from paymon.report import fail_with
+from fixtures.outcome import fail_with
 
 
 @pytest.mark.criterion("Sentry Slack integration configured")

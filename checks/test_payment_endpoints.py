@@ -2,7 +2,7 @@
 the app's webhook and test-mode behaviour (§1 Alerts 3 and 6, §7 "Confirm webhook processing
 working correctly").
 
-The probe (paymon.latency) sends one request at a time on a fixed schedule and judges p95 with a
+The probe (paymon.probes.latency) sends one request at a time on a fixed schedule and judges p95 with a
 95% confidence interval: critical fails, warning passes with a visible warning, and a run too small
 to decide fails as inconclusive, naming the samples that would settle it. Checkout probes create
 live checkout objects (never opened or paid); the webhook probe re-sends the synthetic
@@ -27,7 +27,7 @@ from fixtures.app import (
     webhook_headers,
 )
 from paymon.errors import SettingsError, TargetUnavailable
-from paymon.latency import (
+from paymon.probes.latency import (
     CRITICAL,
     INCONCLUSIVE,
     WARNING,
@@ -37,8 +37,8 @@ from paymon.latency import (
     measure,
     probe_http,
 )
-from paymon.payment_monitoring import alert_query, count, test_mode_findings, wait_for_events
-from paymon.report import fail_with
+from paymon.findings.production import alert_query, count, test_mode_findings, wait_for_events
+from fixtures.outcome import fail_with
 
 WEBHOOK = "/api/webhooks/lemonsqueezy"
 CHECKOUTS = ("/api/checkout/pro", "/api/checkout/payg")

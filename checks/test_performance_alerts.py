@@ -5,8 +5,8 @@ import warnings
 
 import pytest
 
-from paymon.payment_monitoring import transaction_findings, transaction_stats, transaction_warning
-from paymon.report import fail_with
+from paymon.findings.production import transaction_findings, transaction_stats, transaction_warning
+from fixtures.outcome import fail_with
 
 pytestmark = pytest.mark.criterion("Performance monitoring enabled for payment endpoints")
 

@@ -15,7 +15,7 @@ import warnings
 import pytest
 
 from paymon.reviews import backtest, run
-from paymon.reviews.allure_attach import attach
+from paymon.reporting.review_attach import attach
 
 pytestmark = pytest.mark.scheduled
 

@@ -6,8 +6,8 @@ production nothing is reported to Lemon Squeezy (that would bill a customer, ref
 
 import pytest
 
-from paymon.payment_monitoring import usage_reporting_findings
-from paymon.report import fail_with
+from paymon.findings.production import usage_reporting_findings
+from fixtures.outcome import fail_with
 
 pytestmark = pytest.mark.criterion("Usage reporting failure rate under the limit (§1 Alert 4)")
 

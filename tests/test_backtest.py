@@ -14,9 +14,9 @@ from paymon.reviews.session import ReviewSession
 from paymon.rules.model import Alert
 from paymon.sandbox.server import SandboxServer
 from paymon.sandbox.world import golden_world
-from paymon.sentry.client import SentryClient
-from paymon.spec import load_spec
-from paymon.target import Target
+from paymon.clients.sentry.client import SentryClient
+from paymon.config.spec import load_spec
+from paymon.config.target import Target
 
 NOON = 1_795_000_000 // 86400 * 86400 + 12 * 3600  # a UTC noon; minutes are multiples of 60
 M = 60
@@ -164,7 +164,7 @@ def test_backtest_of_the_sandbox_equals_its_alert_engine(sandbox):
 
 def test_a_week_of_generated_history_backtests_to_the_engine_s_firings(sandbox):
     from paymon.reviews import run
-    from paymon.reviews.session import load_sandbox_history
+    from paymon.sandbox.history import load_sandbox_history
 
     spec = load_spec("monitoring.yaml")
     load_sandbox_history(sandbox, days=7, seed=7, transaction_days=7)

@@ -1,4 +1,4 @@
-"""paymon.rules.compare against the real monitoring.yaml and the shared example JSON.
+"""paymon.findings.alerts against the real monitoring.yaml and the shared example JSON.
 
 The example world is faithful except for one deliberate issue-rule copy of alert 2 (15m, per issue).
 Each single fault below yields exactly the expected finding, in both alerting generations.
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from paymon.rules.compare import (
+from paymon.findings.alerts import (
     Finding,
     compare_alert,
     compare_performance,
@@ -20,7 +20,7 @@ from paymon.rules.compare import (
 )
 from paymon.rules.normalise import Directory, read_alerts
 from paymon.rules.query import parse
-from paymon.spec import load_spec
+from paymon.config.spec import load_spec
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data" / "sentry"

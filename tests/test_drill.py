@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from paymon import drill
+from paymon.delivery import drill
 from paymon.rules import query as q
 from paymon.sandbox.faults import apply_fault
 from paymon.sandbox.world import golden_world
-from paymon.spec import load_spec
+from paymon.config.spec import load_spec
 
 from conftest import REPO
 

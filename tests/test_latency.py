@@ -1,4 +1,4 @@
-"""paymon.latency and `paymon probe`: percentiles, the order-statistic CI, verdicts, the schedule.
+"""paymon.probes.latency and `paymon probe`: percentiles, the order-statistic CI, verdicts, the schedule.
 
 Statistics are checked against brute-force exact arithmetic (fractions) and a seeded coverage
 simulation; the schedule runs on a fake clock, so nothing here waits for real time except the few
@@ -25,8 +25,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from paymon import probe_cli
-from paymon.latency import (
+from paymon import cli
+from paymon.probes.latency import (
     CRITICAL, INCONCLUSIVE, OK, PASS, WARNING, Attempt, Budget, Outcome, binomial_table, default_edges,
     estimate_samples_needed, histogram, judge, measure, min_samples_for_upper_bound, nearest_rank,
     order_statistic_ranks, percentile, predicted_interval, run_schedule, summarize,
@@ -387,7 +387,7 @@ def app_url():
 
 
 def test_cli_pass_table(app_url, capsys):
-    code = probe_cli.main(["probe", f"{app_url}/timed", "--samples", "75", "--rate", "250",
+    code = cli.main(["probe", f"{app_url}/timed", "--samples", "75", "--rate", "250",
                            "--warning", "250", "--critical", "500"])
     out = capsys.readouterr().out
     assert code == 0, out
@@ -395,7 +395,7 @@ def test_cli_pass_table(app_url, capsys):
 
 
 def test_cli_critical_json(app_url, capsys):
-    code = probe_cli.main(["probe", f"{app_url}/timed?delay_ms=20", "--samples", "12", "--rate", "40",
+    code = cli.main(["probe", f"{app_url}/timed?delay_ms=20", "--samples", "12", "--rate", "40",
                            "--warning", "5", "--critical", "10", "--json"])
     data = json.loads(capsys.readouterr().out)
     assert code == 1
@@ -406,7 +406,7 @@ def test_cli_critical_json(app_url, capsys):
 def test_cli_post_body_file_is_sent_verbatim(app_url, tmp_path, capsys):
     body = tmp_path / "event.json"
     body.write_bytes(b'{"event": "subscription_updated"}\n')
-    code = probe_cli.main(["probe", f"{app_url}/echo", "--method", "post", "--body", f"@{body}",
+    code = cli.main(["probe", f"{app_url}/echo", "--method", "post", "--body", f"@{body}",
                            "--header", "X-Probe: yes", "--samples", "3", "--rate", "100", "--json"])
     data = json.loads(capsys.readouterr().out)
     assert code == 0 and data["errors"] == 0 and data["samples"] == 3
@@ -420,14 +420,14 @@ def test_cli_post_body_file_is_sent_verbatim(app_url, tmp_path, capsys):
     (["probe", "http://127.0.0.1:1/x", "--samples", "5"], 3, "could not reach"),
 ])
 def test_cli_bad_input_and_unreachable_are_one_line(argv, code, message, capsys):
-    assert probe_cli.main(argv) == code
+    assert cli.main(argv) == code
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
 
 
 def test_cli_inconclusive_is_could_not_check(app_url, capsys):
     """5 samples give no upper bound for p95: exit 3, with how many would."""
-    code = probe_cli.main(["probe", f"{app_url}/timed", "--samples", "5", "--rate", "200",
+    code = cli.main(["probe", f"{app_url}/timed", "--samples", "5", "--rate", "200",
                            "--budget", "/api/checkout/pro", "--spec", str(REPO / "monitoring.yaml")])
     out = capsys.readouterr().out
     assert code == 3

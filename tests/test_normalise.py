@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from paymon.findings.alerts import disagreements
 from paymon.rules.model import Action
 from paymon.rules.normalise import (
     Directory,
@@ -264,7 +265,7 @@ def test_read_alerts_prefers_the_workflow_record_and_keeps_the_legacy_copies(dir
                                            "issue_rule 611202"]
     assert alerts.by_name("webhook processing  failure") is records[0]
     assert alerts.by_name("No such alert") is None
-    lines = [f.line() for f in alerts.disagreements()]
+    lines = [f.line() for f in disagreements(alerts)]
     assert lines == [
         "Webhook Processing Failure: window expected 600s, actual 900s (issue_rule 611202 vs detector "
         "5801004 + workflow 9301001) — the copies in the two alerting generations disagree; fix or "

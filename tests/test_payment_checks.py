@@ -139,9 +139,9 @@ def test_the_mis_signed_budget_counts_the_security_alerts_own_window_test_events
     over its 5 minutes, drill events too (they page like any other)."""
     from checks.test_payment_endpoints import SIGNATURE_ALERT, _recent_signature_failures
     from paymon.sandbox.server import SandboxServer
-    from paymon.sentry.client import SentryClient
-    from paymon.spec import load_spec
-    from paymon.target import Target
+    from paymon.clients.sentry.client import SentryClient
+    from paymon.config.spec import load_spec
+    from paymon.config.target import Target
     from tests.conftest import REPO
 
     spec = load_spec(REPO / "monitoring.yaml")

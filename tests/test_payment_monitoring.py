@@ -1,5 +1,5 @@
 """The payment app's database, usage reporting, reconciliation job and Sentry instrumentation, and
-paymon.payment_monitoring's readings of what Sentry saw (the new checks' logic)."""
+paymon.findings.production's readings of what Sentry saw (the new checks' logic)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ import httpx
 import pytest
 
 from paymon import cli
-from paymon import payment_monitoring as pm
+from paymon.findings import production as pm
 from paymon.sandbox.app.db import AppDB
 from paymon.sandbox.app.models import find_discrepancies
 from paymon.sandbox.faults import apply_fault
 from paymon.sandbox.server import SandboxServer
 from paymon.sandbox.world import golden_world
-from paymon.sentry.client import SentryClient
-from paymon.spec import load_spec
-from paymon.target import Target
+from paymon.clients.sentry.client import SentryClient
+from paymon.config.spec import load_spec
+from paymon.config.target import Target
 from tests.conftest import REPO
 
 SPEC = load_spec(REPO / "monitoring.yaml")

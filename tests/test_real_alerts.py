@@ -1,4 +1,4 @@
-"""paymon.real_alerts: the weekly review's "alerts that fired for real" from PagerDuty."""
+"""paymon.reviews.real_alerts: the weekly review's "alerts that fired for real" from PagerDuty."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import time
 
 import httpx
 
-from paymon.delivery import iso
-from paymon.pagerduty import PagerDutyClient
-from paymon.real_alerts import real_incidents
+from paymon.delivery.endtoend import iso
+from paymon.clients.pagerduty import PagerDutyClient
+from paymon.reviews.real_alerts import real_incidents
 from paymon.sandbox.server import SandboxServer
 from paymon.sandbox.world import golden_world
-from paymon.target import Target
-from paymon.spec import load_spec
+from paymon.config.target import Target
+from paymon.config.spec import load_spec
 from tests.conftest import REPO
 
 

@@ -15,19 +15,19 @@ import sys
 
 import pytest
 
-from paymon.pagerduty import PagerDutyClient
+from paymon.clients.pagerduty import PagerDutyClient
 from paymon.remedy.apply import ApplyRefused, apply_plan, refuse_inside_pytest, require_write_scopes
 from paymon.remedy.planner import plan
 from paymon.sandbox.faults import apply_fault
 from paymon.sandbox.sentry.writes import current_world
 from paymon.sandbox.server import SandboxServer
 from paymon.sandbox.world import golden_world
-from paymon.sentry.snapshot import SentrySnapshot
-from paymon.sentry.writer import SentryWriteClient
-from paymon.settings import SentrySettings
-from paymon.slack import SlackReader
-from paymon.spec import load_spec
-from paymon.target import Target
+from paymon.findings.snapshot import SentrySnapshot
+from paymon.clients.sentry.writer import SentryWriteClient
+from paymon.config.settings import SentrySettings
+from paymon.clients.slack import SlackReader
+from paymon.config.spec import load_spec
+from paymon.config.target import Target
 
 from conftest import REPO
 

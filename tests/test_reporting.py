@@ -18,8 +18,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from paymon.rules.compare import Finding
-from paymon.reporting import findings, guide, verdict
+from paymon.findings.model import Finding
+from paymon.reporting import config_diff, guide, verdict
 from paymon.reporting.charts import PNG_SIGNATURE
 from paymon.reporting.allure_report import (
     ReportFailed,
@@ -184,7 +184,7 @@ def _category_of(message: str) -> str | None:
     Finding("Checkout p95 Latency (/api/checkout/pro)", "critical threshold", "1000", "none"),
 ])
 def test_config_diff_rows_round_trip_finding_lines(finding):
-    (row,) = findings.parse_rows(f"summary line\n  - {finding.line()}")
+    (row,) = config_diff.parse_rows(f"summary line\n  - {finding.line()}")
     assert (row.alert, row.field, row.expected) == (finding.alert, finding.field, str(finding.expected))
     assert (row.actual, row.where, row.hint) == (str(finding.actual), finding.source, finding.hint)
 
@@ -384,8 +384,8 @@ def test_measuring_checks_attach_png_and_table_with_no_secret(run_suite, tmp_pat
 
 
 def test_charts_draw_only_scrubbed_text(monkeypatch):
-    from paymon.delivery import Delivery
-    from paymon.latency import Budget, summarize
+    from paymon.delivery.endtoend import Delivery
+    from paymon.probes.latency import Budget, summarize
     from paymon.reporting import attachments, charts, timeline
 
     monkeypatch.setenv("SLACK_BOT_TOKEN", SECRETS["SLACK_BOT_TOKEN"])
@@ -406,7 +406,7 @@ def test_charts_draw_only_scrubbed_text(monkeypatch):
 
 
 def test_pagerduty_timeline_reads_log_entries_at_the_end_of_their_second():
-    from paymon.delivery import Delivery
+    from paymon.delivery.endtoend import Delivery
     from paymon.reporting.timeline import LATE, MISSING, ON_TIME, pagerduty_timeline
 
     delivery = Delivery("PAYMON-TEST-X-PAGE", 1000.2, 300, arrived_at=1012.999)

@@ -12,7 +12,7 @@ import statistics
 import pytest
 
 from paymon import cli
-from paymon.latency import order_statistic_ranks
+from paymon.probes.latency import order_statistic_ranks
 from paymon.reviews import run
 from paymon.reviews.failures import review_failures
 from paymon.reviews.session import ReviewSession
@@ -26,9 +26,9 @@ from paymon.sandbox.history import (
 )
 from paymon.sandbox.server import SandboxServer
 from paymon.sandbox.world import golden_world
-from paymon.sentry.client import SentryClient
-from paymon.spec import load_spec
-from paymon.target import Target
+from paymon.clients.sentry.client import SentryClient
+from paymon.config.spec import load_spec
+from paymon.config.target import Target
 
 DAY, WEEK = 86400, 7 * 86400
 SPEC = load_spec("monitoring.yaml")

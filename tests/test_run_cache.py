@@ -1,13 +1,13 @@
-"""paymon.run_cache: configuration reads made once per run, shared by xdist workers."""
+"""paymon.clients.run_cache: configuration reads made once per run, shared by xdist workers."""
 
 from __future__ import annotations
 
 import pytest
 
 from paymon.errors import AuthError, EndpointMissing, ServiceError
-from paymon.run_cache import CachedReads, RunCache
-from paymon.sentry.snapshot import SentrySnapshot
-from paymon.spec import load_spec
+from paymon.clients.run_cache import CachedReads, RunCache
+from paymon.findings.snapshot import SentrySnapshot
+from paymon.config.spec import load_spec
 from tests.conftest import REPO
 
 
@@ -72,8 +72,8 @@ def test_two_snapshots_sharing_a_cache_call_sentry_once(tmp_path):
     """What `pytest -n 2` does: two workers, one directory, each area read once in all."""
     from paymon.sandbox.server import SandboxServer
     from paymon.sandbox.world import golden_world
-    from paymon.sentry.client import SentryClient
-    from paymon.target import Target
+    from paymon.clients.sentry.client import SentryClient
+    from paymon.config.target import Target
 
     spec = load_spec(REPO / "monitoring.yaml")
     with SandboxServer(golden_world("workflow")) as server:

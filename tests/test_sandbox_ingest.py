@@ -396,7 +396,7 @@ def _get_calls(server, api) -> list[tuple[str, str, bool]]:
         (f"{O}/events/", f"{o}/events/?dataset=transactions&field=transaction&field=p95(transaction.duration)"
                          f"&field=count()&field=failure_rate()&per_page=1", True),
         (f"{O}/events/", f"{o}/events/?dataset=errors&field=title&field=timestamp&field=id&field=level", True),
-        # What paymon's payment-monitoring checks ask (paymon.payment_monitoring): segment spans by
+        # What paymon's payment-monitoring checks ask (paymon.findings.production): segment spans by
         # tag with Sentry's p95, and an aggregate row whose last_seen() is null (nothing matched).
         (f"{O}/events/", f"{o}/events/?dataset=spans&field=count()&field=p95(span.duration)"
                          f"&query=is_transaction:true+!has:payment_flow&statsPeriod=24h", True),

@@ -10,9 +10,9 @@ import pytest
 
 from paymon import __version__
 from paymon.errors import AuthError, EndpointMissing, ServiceError, SettingsError, TargetUnavailable
-from paymon.sentry import api
-from paymon.sentry.client import SentryClient, required_scopes
-from paymon.settings import SentrySettings, redact
+from paymon.clients.sentry import api
+from paymon.clients.sentry.client import SentryClient, required_scopes
+from paymon.config.settings import SentrySettings, redact
 
 TOKEN = "sntryu_" + "a1b2c3d4" * 8
 BASE = "https://sentry.io"

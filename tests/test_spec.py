@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from paymon.errors import ConfigError
-from paymon.spec import load_spec, parse_duration, parse_spec
+from paymon.config.spec import load_spec, parse_duration, parse_spec
 
 from conftest import REPO
 

@@ -72,7 +72,7 @@ def test_late_page_fails(run_suite, short_spec):
 
 
 # Under the non-Marketplace limit the watcher keeps a successful poll for the deadline itself
-# (paymon/delivery.py SlackChannelWatcher), so a message landing after its first poll is still read.
+# (paymon/delivery/endtoend.py SlackChannelWatcher), so a message landing after its first poll is still read.
 def test_noisy_world_with_slack_delivery_inside_deadline(run_suite, short_spec):
     world = noisy_world(golden_world(), seed=0)
     world["sentry"]["knobs"].setdefault("delivery_delay", {})["slack"] = TRUST_DEADLINES["slack"] - 1

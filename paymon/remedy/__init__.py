@@ -8,5 +8,7 @@
     delivery_path.py     integration, Slack and PagerDuty problems apply cannot fix
     model.py             Write / Change / Plan and the plan's text
     apply.py             perform a plan, log every write, account for a failure part-way
-    cli.py               the `paymon plan` and `paymon apply` commands
+
+The commands are in paymon.cli.remedy.
+May import: paymon.errors, config, clients, rules, findings.
 """

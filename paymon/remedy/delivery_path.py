@@ -12,10 +12,10 @@ otherwise the plan notes what it did not look at.
 
 from __future__ import annotations
 
-from paymon import integrations
+from paymon.findings import integrations
 from paymon.errors import PaymonError
-from paymon.readiness import pagerduty_service_findings, slack_channel_findings
-from paymon.spec import Spec
+from paymon.findings.readiness import pagerduty_service_findings, slack_channel_findings
+from paymon.config.spec import Spec
 
 
 def integration_problems(spec: Spec, installed: list[dict]) -> list[str]:

@@ -1,7 +1,7 @@
 """`plan()`: the changes that make a Sentry organisation match monitoring.yaml.
 
 The plan is built from the same reads and the same comparison as the checks (`SentrySnapshot`,
-`paymon.rules.compare`, `paymon.dashboards`, `paymon.crons`): an alert, widget or monitor is changed
+`paymon.findings.alerts`, `paymon.findings.dashboards`, `paymon.findings.crons`): an alert, widget or monitor is changed
 exactly when a check would report a finding for it, so "the plan is empty" means "the configuration
 checks pass", and fields the server adds or coerces never show up as drift. Each live copy of an
 alert (an org mid-migration has one per generation) is judged and fixed in its own generation; new
@@ -14,7 +14,7 @@ be expressed is reported under "cannot be written".
 
 from __future__ import annotations
 
-from paymon.dashboards import find_widget
+from paymon.findings.dashboards import find_widget
 from paymon.remedy import render_dashboard as rd
 from paymon.remedy import render_legacy as rl
 from paymon.remedy import render_workflow as rw
@@ -22,13 +22,13 @@ from paymon.remedy.delivery_path import integration_problems, pagerduty_problems
 from paymon.remedy.filters import Unexpressible
 from paymon.remedy.model import Change, Plan, Write
 from paymon.remedy.resolve import Resolver, channels_from_alerts, channels_from_slack
-from paymon.rules import compare
-from paymon.rules.compare import Finding
+from paymon.findings import alerts as compare
+from paymon.findings.model import Finding
 from paymon.rules.model import Alert
 from paymon.rules.normalise import normalise_detector, normalise_issue_rule, normalise_metric_alert, normalise_workflow
-from paymon.sentry import api
-from paymon.sentry.snapshot import SentrySnapshot
-from paymon.spec import AlertSpec, PerformanceBudget, Spec
+from paymon.clients.sentry import api
+from paymon.findings.snapshot import SentrySnapshot
+from paymon.config.spec import AlertSpec, PerformanceBudget, Spec
 
 _METRIC_DETECTOR_TYPES = {"metric_issue", "metric_alert_fire"}
 _WORKFLOW_FIELDS = {"actions", "critical actions", "warning actions", "enabled", "environment", "slack route",

@@ -7,7 +7,7 @@ duration/failure-rate aggregates → `transaction-like`, everything else → `er
 
 from __future__ import annotations
 
-from paymon.spec import CronSpec, DashboardSpec, WidgetSpec
+from paymon.config.spec import CronSpec, DashboardSpec, WidgetSpec
 
 _TRANSACTION_HINTS = ("event.type:transaction", "transaction:", "transaction.")
 _TRANSACTION_AGGREGATES = ("transaction.duration", "failure_rate(", "apdex(", "epm(", "tpm(")

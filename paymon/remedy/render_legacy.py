@@ -17,8 +17,8 @@ from paymon.remedy.filters import Unexpressible, issue_filters
 from paymon.remedy.render_workflow import interval_label, metric_query, window_seconds, _num
 from paymon.remedy.resolve import EmailTarget, PagerDutyTarget, SlackTarget, Target
 from paymon.rules import query as q
-from paymon.rules.compare import _spec_filter
-from paymon.spec import AlertSpec, PerformanceBudget, PerformanceSpec
+from paymon.findings.alerts import _spec_filter
+from paymon.config.spec import AlertSpec, PerformanceBudget, PerformanceSpec
 
 METRIC_WINDOWS_MIN = (1, 5, 10, 15, 30, 60, 120, 240, 1440)
 _THRESHOLD_TYPES = {">": 0, "<": 1}

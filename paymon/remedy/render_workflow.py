@@ -17,10 +17,10 @@ from __future__ import annotations
 from paymon.remedy.filters import issue_filters
 from paymon.remedy.resolve import EmailTarget, PagerDutyTarget, SlackTarget, Target
 from paymon.rules import query as q
-from paymon.rules.compare import _spec_filter
+from paymon.findings.alerts import _spec_filter
 from paymon.rules.normalise import INTERVAL_SECONDS, ISSUE_ALERT_INTERVALS
 from paymon.remedy.filters import Unexpressible
-from paymon.spec import AlertSpec, PerformanceBudget, PerformanceSpec
+from paymon.config.spec import AlertSpec, PerformanceBudget, PerformanceSpec
 
 PERFORMANCE_WORKFLOW = "Payment endpoint latency (p95)"
 ANY_OCCURRENCE_WINDOW = 300  # seconds; "any occurrence" needs some window, the count is > 0 in any

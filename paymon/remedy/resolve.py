@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from paymon.integrations import integrations_of
-from paymon.spec import ActionSpec, Spec
+from paymon.findings.integrations import integrations_of
+from paymon.config.spec import ActionSpec, Spec
 
 _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{6,}$")
 

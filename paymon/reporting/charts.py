@@ -22,7 +22,7 @@ from paymon.reporting.secrets import scrub
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from paymon.latency import LatencyReport
+    from paymon.probes.latency import LatencyReport
     from paymon.reporting.timeline import Timeline
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -18,8 +18,6 @@ from paymon.reporting.timeline import Timeline
 
 MEASUREMENT_PROPERTY = "paymon_measurement"
 P95, DELIVERY = "p95", "delivery"
-REAL_ALERT = "real_alert"
-"""An alert that fired for real (not paymon's test event): {"kind", "alert", "source", "id", "at"}."""
 UNCATEGORISED = "Other"
 
 

@@ -3,7 +3,7 @@ environment.properties, JUnit properties, the verdict and the terminal.
 
 The known secrets are the values of SECRET_VARIABLES in the environment (CI variables), in the
 spellings they take inside the files written: raw, JSON-escaped, XML-escaped and URL-quoted.
-`paymon.settings.redact` also catches anything shaped like a Sentry token.
+`paymon.config.settings.redact` also catches anything shaped like a Sentry token.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-from paymon.settings import redact
+from paymon.config.settings import redact
 
 SECRET_VARIABLES = (
     "SENTRY_AUTH_TOKEN",

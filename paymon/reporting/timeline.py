@@ -13,7 +13,7 @@ import io
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from paymon.delivery import Delivery, parse_iso
+from paymon.delivery.endtoend import Delivery, parse_iso
 
 ON_TIME, LATE, MISSING = "on time", "late", "missing"
 
@@ -60,7 +60,7 @@ def slack_timeline(delivery: Delivery, channel: str) -> Timeline:
 
 
 def _first_entry(entries: list[dict], kind: str, user_ids: set[str]) -> dict | None:
-    from paymon.delivery import _entry_user
+    from paymon.delivery.endtoend import _entry_user
 
     matching = [e for e in entries if e.get("type") == kind and e.get("created_at")
                 and (not user_ids or _entry_user(e) in user_ids)]
@@ -69,7 +69,7 @@ def _first_entry(entries: list[dict], kind: str, user_ids: set[str]) -> dict | N
 
 def _end_of_stamp(epoch: float) -> float:
     """PagerDuty stamps whole seconds: the entry happened within the second after its stamp. As
-    for the incident (paymon.delivery), judge by the end of that second, never flatter a page."""
+    for the incident (paymon.delivery.endtoend), judge by the end of that second, never flatter a page."""
     return epoch + 0.999 if epoch == int(epoch) else epoch
 
 

@@ -20,7 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from paymon.reporting import charts
-from paymon.reporting.measurements import DELIVERY, P95, REAL_ALERT
+from paymon.reporting.measurements import DELIVERY, P95
+from paymon.reviews.real_alerts import REAL_ALERT
 
 WEEK_SECONDS = 7 * 24 * 3600
 _COLOURS = {"pass": "#2e7d32", "warning": "#f9a825", "could not check": "#ef6c00", "fail": "#c62828"}

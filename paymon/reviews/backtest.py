@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from paymon.reviews import events_api
 from paymon.reviews.replay import Firing, replay_across_events, replay_per_issue
 from paymon.rules.model import Alert
-from paymon.spec import Spec
+from paymon.config.spec import Spec
 
 WEEK = 7 * 86400
 
@@ -88,7 +88,7 @@ def describe_condition(alert: Alert) -> str:
 
 def live_alerts(client, spec: Spec) -> list[Alert]:
     """The alerts Sentry runs: enabled, one record per name (the preferred generation)."""
-    from paymon.sentry.snapshot import SentrySnapshot
+    from paymon.findings.snapshot import SentrySnapshot
 
     alert_set = SentrySnapshot(client, spec).alerts
     chosen, seen = [], set()
@@ -135,7 +135,7 @@ def backtest(client, spec: Spec, *, days: float = 7, now: float | None = None, n
              alerts: list[Alert] | None = None) -> BacktestReport:
     """`notifications`: a paymon.reviews.notifications.Notifications for the same period (the
     actual firings), or None."""
-    from paymon.sentry import api
+    from paymon.clients.sentry import api
 
     began = time.monotonic()
     calls_before = client.request_count

@@ -19,7 +19,7 @@ from __future__ import annotations
 from paymon.rules import query as q
 from paymon.rules import semantics
 from paymon.rules.model import Alert
-from paymon.sentry.api import discover_time as iso
+from paymon.clients.sentry.api import discover_time as iso
 
 MINUTE = 60
 CHUNK_SECONDS = 6 * 86400

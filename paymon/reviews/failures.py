@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from paymon.errors import ConfigError
 from paymon.reviews import events_api
-from paymon.spec import Spec
+from paymon.config.spec import Spec
 
 DAY = 86400
 

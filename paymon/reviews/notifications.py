@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from paymon.delivery import parse_iso
-from paymon.slack import find_channel, message_texts
+from paymon.delivery.endtoend import parse_iso
+from paymon.clients.slack import find_channel, message_texts
 
 CLUSTER_S = 120.0
 _SHORT_ID = re.compile(r"Short ID:\s*([A-Z0-9][A-Z0-9-]*-[A-Z0-9]+)")

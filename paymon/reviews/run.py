@@ -14,7 +14,7 @@ from paymon.reviews.effectiveness import AlertsReview, review_alerts
 from paymon.reviews.failures import FailureTrend, review_failures
 from paymon.reviews.notifications import read_notifications
 from paymon.reviews.thresholds import ThresholdReview, review_thresholds
-from paymon.spec import Spec
+from paymon.config.spec import Spec
 
 DAY = 86400
 

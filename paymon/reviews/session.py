@@ -1,26 +1,26 @@
-"""Where the reviews read from: the live services, or a sandbox of their own with a generated past.
+"""Where the reviews read from: a `Target` (the live services, or a sandbox the edge started).
 
-    with review_session("sandbox", spec, history_days=30, seed=7) as session:
+    with review_session(target, now=server.clock.now()) as session:
         session.sentry       # SentryClient
         session.slack()      # SlackReader or None (live: only when SLACK_BOT_TOKEN is set)
         session.pagerduty()  # PagerDutyClient or None
         session.now
 
-The sandbox is a fresh golden world (never the suite's shared sandbox, whose last 24 hours the
-configuration checks judge) with `paymon.sandbox.history` loaded: `history_days` of payment errors
-ending a minute ago and a quarter of transactions. `--target live` reads the same settings as the
-live suite (SENTRY_AUTH_TOKEN etc.); Slack and PagerDuty are read only if their tokens are set.
+Live, the session reads the same settings as the live suite (SENTRY_AUTH_TOKEN etc.); Slack and
+PagerDuty are read only if their tokens are set. In the sandbox the edges (`paymon review`, the
+`reviews` fixture: `paymon.cli.review.open_review_session`) start a fresh golden world with a
+generated history (`paymon.sandbox.history.sandbox_with_history`), never the suite's shared
+sandbox, whose last 24 hours the configuration checks judge.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from paymon.errors import SettingsError
-from paymon.target import Target
+from paymon.config.target import Target
 
 
 @dataclass
@@ -33,12 +33,12 @@ class ReviewSession:
     _clients: list = field(default_factory=list)
 
     def slack(self):
-        from paymon.slack import SlackReader
+        from paymon.clients.slack import SlackReader
 
         return self._optional_client(self.target.slack, SlackReader)
 
     def pagerduty(self):
-        from paymon.pagerduty import PagerDutyClient
+        from paymon.clients.pagerduty import PagerDutyClient
 
         return self._optional_client(self.target.pagerduty,
                                      lambda settings: PagerDutyClient(settings, deadline=self.sentry.deadline))
@@ -60,41 +60,18 @@ class ReviewSession:
         return self.sentry.request_count + sum(c.request_count for c in self._clients)
 
 
-def load_sandbox_history(server, *, days: int, seed: int, transaction_days: int = 91):
-    from paymon.sandbox.history import generate_history, load_history
-
-    items = generate_history(seed=seed, days=days, end=server.clock.now() - 60, transaction_days=transaction_days)
-    return load_history(server.backends, items, seed=seed)
-
-
 @contextmanager
-def review_session(target_name: str, spec, *, history_days: int = 30, seed: int = 7, deadline: float = 30.0,
-                   generation: str = "workflow", environ=None, world: dict | None = None):
-    from paymon.sentry.client import SentryClient
+def review_session(target: Target, *, now: float | None = None, history: object | None = None,
+                   deadline: float = 30.0):
+    """A session on `target` (live, or a sandbox the caller started: only the edges start one).
+    `now` defaults to the wall clock; a sandbox passes its own clock's time."""
+    from paymon.clients.sentry.client import SentryClient
 
-    environ = dict(os.environ if environ is None else environ)
-    if target_name == "live":
-        target = Target("live", environ=environ, org=spec.organization, project=spec.project)
-        client = SentryClient(target.sentry(), deadline=deadline)
-        session = ReviewSession(target, client, time.time())
-        try:
-            yield session
-        finally:
-            client.close()
-            for other in session._clients:
-                getattr(other, "close", lambda: None)()
-        return
-    from paymon.sandbox.server import SandboxServer
-    from paymon.sandbox.world import golden_world
-
-    with SandboxServer(world or golden_world(generation)) as server:
-        summary = load_sandbox_history(server, days=history_days, seed=seed)
-        target = Target("sandbox", sandbox=server.describe())
-        client = SentryClient(target.sentry(), deadline=deadline)
-        session = ReviewSession(target, client, server.clock.now(), summary)
-        try:
-            yield session
-        finally:
-            client.close()
-            for other in session._clients:
-                getattr(other, "close", lambda: None)()
+    client = SentryClient(target.sentry(), deadline=deadline)
+    session = ReviewSession(target, client, time.time() if now is None else now, history)
+    try:
+        yield session
+    finally:
+        client.close()
+        for other in session._clients:
+            getattr(other, "close", lambda: None)()

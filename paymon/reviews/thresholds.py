@@ -4,7 +4,7 @@ performance thresholds").
 For each budget in monitoring.yaml, per week over the last `weeks` weeks (weeks end at `now`):
 the transaction's count, p50, p95 and p99 from Sentry's events API (one Discover query per week for
 all budgets), and the p95's distribution-free 95% interval — the order statistics at the ranks
-paymon.latency.order_statistic_ranks gives for that week's count, read as
+paymon.probes.latency.order_statistic_ranks gives for that week's count, read as
 `percentile(transaction.duration, q)` with q = (rank - 1) / (n - 1). A week breaches a budget when
 its p95 is above it.
 
@@ -20,9 +20,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from paymon.latency import order_statistic_ranks
+from paymon.probes.latency import order_statistic_ranks
 from paymon.reviews import events_api
-from paymon.spec import PerformanceBudget, Spec
+from paymon.config.spec import PerformanceBudget, Spec
 
 WEEK = 7 * 86400
 HEADROOM = 1.2

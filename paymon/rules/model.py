@@ -1,7 +1,7 @@
 """One model for an alert, whichever generation of Sentry's alerting API it was read from.
 
 Legacy issue alert rules, legacy metric alert rules and workflow-engine detectors + workflows are
-all turned into `Alert` by `paymon.rules.normalise`; `paymon.rules.compare` compares an `Alert` with
+all turned into `Alert` by `paymon.rules.normalise`; `paymon.findings.alerts` compares an `Alert` with
 what monitoring.yaml declares. Names and ids are already resolved here: Slack channels by their
 display name ("#payments-alerts"), PagerDuty services by name, e-mail targets as "team:<slug>" or
 "member:<email>" (or "user:<id>" / "team:<id>" when the id could not be resolved).

@@ -8,7 +8,7 @@
 
 Ids are resolved through a `Directory` (members, teams, integrations). The migration to the workflow
 engine dual-wrote every alert, so one alert usually appears in both generations: `AlertSet.by_name`
-prefers the workflow-engine record and `AlertSet.disagreements()` reports where the copies differ.
+prefers the workflow-engine record and `paymon.findings.alerts.disagreements` reports where the copies differ.
 """
 
 from __future__ import annotations
@@ -601,16 +601,14 @@ class AlertSet:
         records = self.named(name)
         return records[0] if records else None
 
-    def disagreements(self) -> list:
-        """Findings where a copy of an alert differs from the preferred record of the same name."""
-        from paymon.rules.compare import differences  # compare imports this module
-
-        findings = []
+    def copies(self) -> list[tuple[Alert, list[Alert]]]:
+        """Each alert's preferred record with the other records of the same name (copies in the
+        other generation); `paymon.findings.alerts.disagreements` says where they differ."""
+        groups = []
         for name in dict.fromkeys(_name_key(a.name) for a in self.all):
             preferred, *others = self.named(name)
-            for other in others:
-                findings += differences(preferred, other)
-        return findings
+            groups.append((preferred, others))
+        return groups
 
 
 def read_alerts(issue_rules: list[dict] | None, metric_rules: list[dict] | None,

@@ -1,5 +1,5 @@
-"""What every emulated HTTP service does alike (moto's `core`): injected failures and a log of the
-requests it served. A backend that mixes in `HttpFaults` keeps `self._lock`, `self._failures`,
+"""What every emulated HTTP service does alike (moto's `core`): its entry in the server (`Service`),
+injected failures and a log of the requests it served. A backend that mixes in `HttpFaults` keeps `self._lock`, `self._failures`,
 `self._requests`, `self._rng` and `self.error_rate` (its world's `knobs.error_rate`), set in its
 `reset()`.
 """
@@ -7,7 +7,23 @@ requests it served. A backend that mixes in `HttpFaults` keeps `self._lock`, `se
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from paymon.sandbox.hub import Hub
+
+
+@dataclass(frozen=True)
+class Service:
+    """One emulated service as the sandbox server mounts it; each service package defines its
+    `SERVICE`, and `paymon.sandbox.server.SERVICES` lists them."""
+
+    prefix: str  # "" = the root
+    backend_factory: Callable[[dict, Hub], object]
+    """Builds the service's backend from its part of the world; the hub is shared by all."""
+    app_factory: Callable[[object], object]
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import random
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 DAY = 86400
@@ -224,3 +225,20 @@ def acknowledge_incidents(pagerduty, *, since: float, until: float, seed: int, s
                            "Acknowledged (history)")
         acknowledged += 1
     return len(incidents), acknowledged
+
+
+def load_sandbox_history(server, *, days: int, seed: int, transaction_days: int = 91) -> HistorySummary:
+    """`days` of generated history ending a minute before the server's clock, loaded into it."""
+    items = generate_history(seed=seed, days=days, end=server.clock.now() - 60, transaction_days=transaction_days)
+    return load_history(server.backends, items, seed=seed)
+
+
+@contextmanager
+def sandbox_with_history(*, days: int, seed: int, generation: str = "workflow", world: dict | None = None):
+    """A fresh sandbox server (golden world of `generation`, or `world`) holding `days` of history:
+    what the reviews read in the sandbox. Yields (server, HistorySummary)."""
+    from paymon.sandbox.server import SandboxServer
+    from paymon.sandbox.world import golden_world
+
+    with SandboxServer(world or golden_world(generation)) as server:
+        yield server, load_sandbox_history(server, days=days, seed=seed)

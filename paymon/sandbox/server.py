@@ -17,8 +17,6 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import uvicorn
 from starlette.applications import Starlette
@@ -27,24 +25,17 @@ from starlette.routing import Mount
 from paymon.sandbox.app import AppBackend, build_app_app
 from paymon.sandbox.control import PREFIX as CONTROL_PREFIX
 from paymon.sandbox.control import build_control_app
+from paymon.sandbox.core import Service
 from paymon.sandbox.hub import Hub
 from paymon.sandbox.sentry import SentryBackend, build_sentry_app
-from paymon.sandbox.pagerduty import PagerDutyBackend, build_pagerduty_app
-from paymon.sandbox.slack import SlackBackend, build_slack_app
-
-
-@dataclass(frozen=True)
-class Service:
-    prefix: str  # "" = the root
-    backend_factory: Callable[[dict, Hub], object]
-    """Builds the service's backend from its part of the world; the hub is shared by all."""
-    app_factory: Callable[[object], object]
+from paymon.sandbox.pagerduty import SERVICE as PAGERDUTY
+from paymon.sandbox.slack import SERVICE as SLACK
 
 
 SERVICES: dict[str, Service] = {
     "sentry": Service("", lambda part, hub: SentryBackend(part, hub=hub), build_sentry_app),
-    "slack": Service("/slack", lambda part, hub: SlackBackend(part, hub=hub), build_slack_app),
-    "pagerduty": Service("/pagerduty", lambda part, hub: PagerDutyBackend(part, hub=hub), build_pagerduty_app),
+    "slack": SLACK,
+    "pagerduty": PAGERDUTY,
     "app": Service("/app", lambda part, hub: AppBackend(part, hub=hub), build_app_app),
 }
 

@@ -226,7 +226,7 @@ def find_discrepancies(app_rows: list[dict], app_usage: dict[int, int], ls_rows:
 
 
 def _seconds(value, default: float) -> float:
-    from paymon.spec import parse_duration
+    from paymon.config.spec import parse_duration
 
     return float(parse_duration(value)) if value is not None else default
 

@@ -8,6 +8,7 @@ import json
 from functools import cache
 from pathlib import Path
 
+from paymon.sandbox.core import Service
 from paymon.sandbox.pagerduty.models import PagerDutyBackend
 
 __all__ = ["SERVICE", "PagerDutyBackend", "build_pagerduty_app", "golden_pagerduty_world"]
@@ -39,16 +40,4 @@ def golden_pagerduty_world() -> dict:
     return copy.deepcopy(_golden())
 
 
-@cache
-def _service():
-    from paymon.sandbox.server import Service
-
-    return Service("/pagerduty", lambda part, hub: PagerDutyBackend(part, hub=hub), build_pagerduty_app)
-
-
-def __getattr__(name: str):
-    # SERVICE = Service("/pagerduty", ...), built on first use: server.py may import this package
-    # while it is itself being imported (to register the service), before `Service` exists.
-    if name == "SERVICE":
-        return _service()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+SERVICE = Service("/pagerduty", lambda part, hub: PagerDutyBackend(part, hub=hub), build_pagerduty_app)

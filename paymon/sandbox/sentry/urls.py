@@ -6,7 +6,8 @@ Scopes come from the endpoint map in sentry-api.md §0 (any one listed scope gra
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from paymon.sandbox.sentry.endpoints import Endpoint
+from paymon.sandbox.sentry.write_responses import INDEX_PATH, write_paths
 
 O = "/api/0/organizations/{organization_id_or_slug}"
 P = "/api/0/projects/{organization_id_or_slug}/{project_id_or_slug}"
@@ -14,18 +15,6 @@ P = "/api/0/projects/{organization_id_or_slug}/{project_id_or_slug}"
 ORG_READ = ("org:read",)
 ALERTS_ORG = ("alerts:read", "org:read")
 ALERTS_PROJECT = ("alerts:read", "project:read")
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    path: str
-    handler: str  # method name on SentryResponse
-    scopes: tuple[str, ...]
-    paginated: bool = False
-    default_per_page: int = 100
-    legacy: bool = False  # a deprecated alert endpoint: 404 when the world's legacy_alerts is "removed"
-    method: str = "GET"
-    page_param: str = "per_page"  # the page-size parameter (`O/issues/` calls it `limit`)
 
 
 url_paths: list[Endpoint] = [
@@ -98,8 +87,6 @@ def build_routes(responder) -> list:
 
     routes += [Route(path, bind_ingest(kind), methods=["POST"]) for path, kind in INGEST_PATHS.items()]
     # The write side (create/update/delete) and the API index: paymon.sandbox.sentry.write_responses.
-    from paymon.sandbox.sentry.write_responses import INDEX_PATH, write_paths
-
     routes += [Route(e.path, bind(e), methods=[e.method]) for e in write_paths]
     routes.append(Route(INDEX_PATH, responder.api_index, methods=["GET"]))
     # Anything else under /api/0/ is an unknown endpoint: Sentry's catch-all answers 404.

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from starlette.responses import JSONResponse, Response
 
-from paymon.sandbox.sentry.urls import Endpoint
+from paymon.sandbox.sentry.endpoints import Endpoint
 from paymon.sandbox.sentry.writes import SentryWrites
 
 O = "/api/0/organizations/{organization_id_or_slug}"

@@ -1,14 +1,14 @@
 """The emulated Slack Web API (moto layout: models / responses / urls / exceptions).
 
 Served under `/slack` (slack-sdk: `WebClient(base_url=f"{sandbox.base_url}/slack/api/")`).
-`SERVICE` is the entry for `paymon.sandbox.server.SERVICES`; it is built on first access, so this
-package never imports the server at import time (the server imports the services, not the reverse).
+`SERVICE` is the entry for `paymon.sandbox.server.SERVICES` (the server imports the services, not
+the reverse).
 """
 
 from __future__ import annotations
 
-from functools import cache
 
+from paymon.sandbox.core import Service
 from paymon.sandbox.slack.models import SlackBackend
 from paymon.sandbox.slack.world import golden_slack_world
 
@@ -27,16 +27,4 @@ def build_slack_app(backend: SlackBackend):
     return app
 
 
-@cache
-def _service():
-    from paymon.sandbox.server import Service
-
-    return Service("/slack", lambda part, hub: SlackBackend(part, hub=hub), build_slack_app)
-
-
-def __getattr__(name: str):
-    # `SERVICE` is built on first access: importing it from server.py must come after `Service` is
-    # defined there (or server.py builds the entry itself from SlackBackend and build_slack_app).
-    if name == "SERVICE":
-        return _service()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+SERVICE = Service("/slack", lambda part, hub: SlackBackend(part, hub=hub), build_slack_app)

@@ -1,0 +1,123 @@
+"""Reading Slack with slack-sdk: channels, membership, and the history Sentry's alerts land in.
+
+paymon never posts to Slack. Slack's errors are HTTP 200 with `ok: false`; configuration errors
+(`invalid_auth`, `missing_scope`) become `AuthError` with the fix, `ratelimited` (HTTP 429) is
+surfaced as `SlackRateLimited` so the poller can wait what Slack asks, within its deadline.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterator
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
+
+from paymon.errors import AuthError, ServiceError, TargetUnavailable
+from paymon.config.settings import SlackSettings, redact
+
+
+
+class SlackRateLimited(TargetUnavailable):
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def find_channel(channels: list[dict], name: str) -> dict | None:
+    wanted = name.lstrip("#")
+    return next((c for c in channels if c.get("name") == wanted), None)
+
+
+def message_texts(message: dict) -> Iterator[str]:
+    """Every piece of text a person sees in a message: fallback, blocks, attachments."""
+    yield message.get("text") or ""
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("text", "fallback", "pretext", "title", "value") and isinstance(value, str):
+                    yield value
+                else:
+                    yield from walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from walk(value)
+
+    yield from walk(message.get("blocks") or [])
+    yield from walk(message.get("attachments") or [])
+
+
+def contains(message: dict, marker: str) -> bool:
+    return any(marker in html.unescape(text) for text in message_texts(message))
+
+
+class SlackReader:
+    def __init__(self, settings: SlackSettings, timeout: float = 10.0):
+        self.settings = settings
+        self.request_count = 0
+        self._client = WebClient(token=settings.token.get_secret_value(), base_url=settings.base_url,
+                                 timeout=int(timeout), retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2)])
+
+    def __repr__(self) -> str:
+        return f"SlackReader(base_url={self.settings.base_url!r})"
+
+    def _call(self, method: str, **params) -> dict:
+        self.request_count += 1
+        try:
+            return getattr(self._client, method.replace(".", "_"))(**params).data
+        except SlackApiError as exc:
+            raise self._error(method, exc) from None
+        except OSError as exc:
+            raise ServiceError(f"cannot reach Slack at {self.settings.base_url} ({method}): {exc}") from None
+
+    def _error(self, method: str, exc: SlackApiError) -> Exception:
+        response = exc.response
+        code = (response.data or {}).get("error") if isinstance(response.data, dict) else None
+        secret = [self.settings.token]
+        if response.status_code == 429 or code == "ratelimited":
+            wait = float(response.headers.get("Retry-After", response.headers.get("retry-after", 1)) or 1)
+            return SlackRateLimited(f"Slack rate-limited {method} (retry after {wait:g}s)", wait)
+        if code in ("invalid_auth", "not_authed", "account_inactive", "token_revoked"):
+            return AuthError(f"Slack rejected the bot token ({code}) at {method} — check SLACK_BOT_TOKEN")
+        if code == "missing_scope":
+            needed = response.data.get("needed", "?")
+            return AuthError(f"the Slack bot token lacks the scope {needed} for {method} — add it to the app")
+        return TargetUnavailable(redact(f"Slack answered {method} with {code or response.status_code}", secret))
+
+    def auth(self) -> dict:
+        return self._call("auth.test")
+
+    def channels(self) -> list[dict]:
+        channels, cursor = [], None
+        while True:
+            page = self._call("conversations.list", types="public_channel,private_channel",
+                              exclude_archived=False, limit=200, cursor=cursor)
+            channels += page.get("channels") or []
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return channels
+
+    def channel_by_name(self, name: str) -> dict | None:
+        return find_channel(self.channels(), name)
+
+    def members(self, channel_id: str) -> list[str]:
+        members, cursor = [], None
+        while True:
+            page = self._call("conversations.members", channel=channel_id, limit=200, cursor=cursor)
+            members += page.get("members") or []
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return members
+
+    def history(self, channel_id: str, oldest: float) -> list[dict]:
+        """Messages since `oldest` (epoch seconds), newest first; one call per page."""
+        messages, cursor = [], None
+        while True:
+            page = self._call("conversations.history", channel=channel_id, oldest=f"{oldest:.6f}",
+                              limit=100, cursor=cursor)
+            messages += page.get("messages") or []
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor or not page.get("has_more"):
+                return messages

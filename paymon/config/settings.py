@@ -1,0 +1,146 @@
+"""Where paymon finds Sentry and with which token, and how it keeps that token out of output.
+
+`SentrySettings.from_env()` reads
+
+    SENTRY_AUTH_TOKEN   required; a token with the read scopes in READ_SCOPES
+    SENTRY_ORG          organisation slug (default: monitoring.yaml's organization)
+    SENTRY_PROJECT      project slug (default: monitoring.yaml's project)
+    SENTRY_BASE_URL     https://sentry.io (default), https://us.sentry.io, https://de.sentry.io
+                        or a self-hosted URL; a trailing "/" or "/api/0" is dropped
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+
+from paymon.errors import SettingsError
+
+DEFAULT_BASE_URL = "https://sentry.io"
+READ_SCOPES = ("org:read", "project:read", "alerts:read", "event:read", "member:read")
+SLACK_DEFAULT_BASE_URL = "https://slack.com/api/"
+SLACK_READ_SCOPES = "channels:read, groups:read, channels:history, groups:history"
+PAGERDUTY_DEFAULT_BASE_URL = "https://api.pagerduty.com"
+
+REDACTED = "[redacted]"
+# Sentry user/org tokens are recognisable by prefix; redact them even when paymon was not told the
+# value (e.g. a token pasted into monitoring.yaml or echoed back by a proxy).
+_TOKEN_PATTERN = re.compile(r"\bsntry[usa]_[A-Za-z0-9_=+/-]{8,}")
+
+
+def redact(text: str, secrets: Iterable[str | SecretStr | None] = ()) -> str:
+    """`text` with every given secret, and anything shaped like a Sentry token, replaced."""
+    for secret in secrets:
+        value = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
+        # Very short values would redact ordinary words; real tokens are long.
+        if value and len(value) >= 4:
+            text = text.replace(value, REDACTED)
+    return _TOKEN_PATTERN.sub(REDACTED, text)
+
+
+def normalise_base_url(url: str) -> str:
+    """'https://de.sentry.io/api/0/' -> 'https://de.sentry.io'; paths below /api/0 are the client's."""
+    url = url.strip().rstrip("/")
+    if url.endswith("/api/0"):
+        url = url[: -len("/api/0")].rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(
+            f"SENTRY_BASE_URL must be an http(s) URL such as {DEFAULT_BASE_URL} or https://de.sentry.io, "
+            f"not {redact(url)!r}"
+        )
+    return url
+
+
+@dataclass(frozen=True)
+class SentrySettings:
+    """One Sentry organisation and project, the API host and the token to read them with.
+
+    `token` is a pydantic `SecretStr`: str() and repr() show asterisks, so the settings can be
+    printed, logged or shown in a pytest failure without leaking it.
+    """
+
+    token: SecretStr
+    org: str
+    project: str
+    base_url: str = DEFAULT_BASE_URL
+
+    def __post_init__(self) -> None:
+        token = self.token if isinstance(self.token, SecretStr) else SecretStr(str(self.token).strip())
+        object.__setattr__(self, "token", token)
+        object.__setattr__(self, "base_url", normalise_base_url(self.base_url))
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/api/0/"
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] = os.environ,
+        *,
+        org: str | None = None,
+        project: str | None = None,
+    ) -> SentrySettings:
+        """Settings from the environment; `org`/`project` (from monitoring.yaml) fill in unset variables."""
+        token = environ.get("SENTRY_AUTH_TOKEN", "").strip()
+        if not token:
+            raise SettingsError(
+                "SENTRY_AUTH_TOKEN is not set: set it to a Sentry auth token with the read scopes "
+                + ", ".join(READ_SCOPES)
+            )
+        org = _setting(environ, "SENTRY_ORG", org, "organization")
+        project = _setting(environ, "SENTRY_PROJECT", project, "project")
+        base_url = environ.get("SENTRY_BASE_URL", "").strip() or DEFAULT_BASE_URL
+        return cls(token=SecretStr(token), org=org, project=project, base_url=base_url)
+
+
+def _setting(environ: Mapping[str, str], variable: str, default: str | None, yaml_key: str) -> str:
+    value = environ.get(variable, "").strip() or (default or "").strip()
+    if not value:
+        raise SettingsError(f"{variable} is not set and monitoring.yaml names no {yaml_key}: set one of them")
+    return value
+
+
+@dataclass(frozen=True)
+class SlackSettings:
+    token: SecretStr
+    base_url: str = SLACK_DEFAULT_BASE_URL
+
+    def __post_init__(self):
+        if isinstance(self.token, str):
+            object.__setattr__(self, "token", SecretStr(self.token))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> SlackSettings:
+        token = environ.get("SLACK_BOT_TOKEN", "").strip()
+        if not token:
+            raise SettingsError(f"SLACK_BOT_TOKEN is not set: set it to a bot token with {SLACK_READ_SCOPES}")
+        return cls(token=SecretStr(token), base_url=environ.get("SLACK_BASE_URL") or SLACK_DEFAULT_BASE_URL)
+
+
+@dataclass(frozen=True)
+class PagerDutySettings:
+    token: SecretStr
+    from_email: str | None = None
+    """The PagerDuty user e-mail sent as `From` on writes (resolving paymon's test incident)."""
+    base_url: str = PAGERDUTY_DEFAULT_BASE_URL
+
+    def __post_init__(self):
+        if isinstance(self.token, str):
+            object.__setattr__(self, "token", SecretStr(self.token))
+        object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> PagerDutySettings:
+        token = environ.get("PAGERDUTY_API_TOKEN", "").strip()
+        if not token:
+            raise SettingsError("PAGERDUTY_API_TOKEN is not set: set it to a PagerDuty REST API key "
+                                "(read access; write access to resolve paymon's test incidents)")
+        return cls(token=SecretStr(token), from_email=environ.get("PAGERDUTY_FROM_EMAIL") or None,
+                   base_url=environ.get("PAGERDUTY_BASE_URL") or PAGERDUTY_DEFAULT_BASE_URL)
