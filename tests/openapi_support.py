@@ -1,22 +1,43 @@
-"""What the conformance tests share: finding shared/, applying the spec overlays, and turning
-OpenAPI 3.0 schemas into JSON Schema for jsonschema."""
+"""What the conformance tests share: the official API specs and paymon's corrections to them, both
+kept in the repository under tests/apis/ (see tests/apis/README.md), applying those overlays, and
+turning OpenAPI 3.0 schemas into JSON Schema for jsonschema."""
 
 from __future__ import annotations
 
-import os
+import json
 from pathlib import Path
 
 import jsonpatch
 
-REPO = Path(__file__).resolve().parent.parent
+APIS = Path(__file__).resolve().parent / "apis"
+SPECS = APIS / "specs"
+OVERLAYS = APIS / "overlays"
+EXAMPLES = APIS / "examples"
 
 
-def shared_dir(spec_name: str) -> Path | None:
-    """shared/ ($PAYMON_SHARED, else beside the checkout) if it holds specs/<spec_name>."""
-    for candidate in (os.environ.get("PAYMON_SHARED"), REPO.parent / "shared"):
-        if candidate and (Path(candidate) / "specs" / spec_name).is_file():
-            return Path(candidate)
-    return None
+def missing_specs(*spec_names: str) -> str | None:
+    """Why the specs cannot be loaded (a message naming the absent files), or None when all are there.
+
+    The conformance tests fail with this message (never skip): conformance that was not checked must
+    not look green."""
+    absent = [name for name in spec_names if not (SPECS / name).is_file()]
+    if not absent:
+        return None
+    return (f"API spec missing from the repository: {', '.join(str(SPECS / n) for n in absent)} "
+            f"(they are committed under tests/apis/specs/, see tests/apis/README.md; "
+            f"`git checkout -- tests/apis` restores them)")
+
+
+def load_spec(spec_name: str, overlay: bool = True) -> dict:
+    """tests/apis/specs/<spec_name>, corrected with tests/apis/overlays/<stem>.overlay.json (which must
+    exist unless `overlay` is False: every spec but the PagerDuty Events one has corrections)."""
+    spec = json.loads((SPECS / spec_name).read_text())
+    if overlay:
+        corrections = OVERLAYS / spec_name.replace(".json", ".overlay.json")
+        if not corrections.is_file():
+            raise FileNotFoundError(f"spec overlay missing from the repository: {corrections}")
+        apply_patches(spec, json.loads(corrections.read_text())["patches"])
+    return spec
 
 
 def apply_patches(spec: dict, patches: list[dict]) -> None:

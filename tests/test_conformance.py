@@ -4,21 +4,18 @@ Every endpoint is called over real HTTP (a running SandboxServer, httpx) in each
 generation, every page of every list is walked, and each 200 body is validated against the
 endpoint's inline response schema of the 2026-08 spec and, where the endpoint exists there too, the
 2026-05 spec (the only one with the legacy `rules`/`alert-rules`). Both specs are first corrected
-with the overlays in `shared/reference/spec-overlays/` (places where the published schema disagrees
-with what the server returns) and with LOCAL_PATCHES below.
+with paymon's overlays (places where the published schema disagrees with what the server returns).
 
-The specs live outside the package: `$PAYMON_SHARED` or `<repo>/../shared`. Without them these
-tests fail (never skip): conformance that was not checked must not look green.
+The specs and overlays are part of the repository, in tests/apis/ (see its README.md). If a spec is
+missing these tests fail (never skip): conformance that was not checked must not look green.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 
 import httpx
-from openapi_support import apply_patches, shared_dir, to_jsonschema
+from openapi_support import apply_patches, load_spec, missing_specs, to_jsonschema
 import jsonschema
 import pytest
 
@@ -26,49 +23,25 @@ from paymon.sandbox.server import SandboxServer
 from paymon.sandbox.sentry.urls import url_paths
 from paymon.sandbox.world import golden_world
 
-REPO = Path(__file__).resolve().parent.parent
 SPEC_08 = "sentry-openapi-2026-08.json"
 SPEC_05 = "sentry-openapi-2026-05-with-deprecated-alerts.json"
 O = "/api/0/organizations/{organization_id_or_slug}"
 P = "/api/0/projects/{organization_id_or_slug}/{project_id_or_slug}"
 GENERATIONS = ["legacy", "workflow", "both"]
 
-# Spec-vs-server differences the shared overlays do not cover yet, in the overlay format.
-LOCAL_PATCHES = [
-    {
-        "op": "replace",
-        "path": "/paths/" + (O + "/dashboards/").replace("/", "~1")
-                + "/get/responses/200/content/application~1json/schema/items/properties/widgetPreview/items"
-                  "/additionalProperties",
-        "value": {},
-        "why": "DashboardListSerializer puts each widget's layout object ({x, y, w, h, minH}, or null for "
-               "the prebuilt dashboard) in widgetPreview[].layout; the TypedDict says dict[str, str].",
-    },
-]
 # The prebuilt "General" dashboard is a Python dict the list endpoint passes through unserialised
 # (`createdBy: ""`, no environment/filters/lastVisited/prebuiltId), so it cannot match the list
 # schema; its shape is asserted separately in test_prebuilt_dashboard_is_served_as_the_server_does.
 PREBUILT_DASHBOARD_ID = "default-overview"
 
 
-# --- locating and preparing the specs ------------------------------------------------------------
-
-def _shared_dir() -> Path | None:
-    return shared_dir(SPEC_08)
-
+# --- preparing the specs -------------------------------------------------------------------------
 
 class SpecBook:
     """Both specs, corrected, with validators built lazily per (spec, path)."""
 
-    def __init__(self, shared: Path):
-        self.specs = {}
-        for name in (SPEC_08, SPEC_05):
-            spec = json.loads((shared / "specs" / name).read_text())
-            overlay = shared / "reference" / "spec-overlays" / name.replace(".json", ".overlay.json")
-            if overlay.is_file():
-                apply_patches(spec, json.loads(overlay.read_text())["patches"])
-            apply_patches(spec, [p for p in LOCAL_PATCHES if _has_pointer(spec, p["path"])])
-            self.specs[name] = spec
+    def __init__(self):
+        self.specs = {name: load_spec(name) for name in (SPEC_08, SPEC_05)}
         self._validators: dict[tuple[str, str], jsonschema.Draft7Validator] = {}
 
     def has(self, spec_name: str, path: str) -> bool:
@@ -84,25 +57,10 @@ class SpecBook:
         return [f"{'/'.join(map(str, e.path)) or '<root>'}: {e.message[:200]}" for e in found]
 
 
-def _has_pointer(doc, pointer: str) -> bool:
-    """Whether the parent of `pointer` exists (LOCAL_PATCHES apply where the schema is inlined)."""
-    import jsonpointer
-
-    try:
-        jsonpointer.resolve_pointer(doc, pointer.rsplit("/", 1)[0])
-        return True
-    except jsonpointer.JsonPointerException:
-        return False
-
-
 @pytest.fixture(scope="module")
 def spec_book():
-    """Loaded once per module; a string (the reason) when shared/ is missing, so tests fail."""
-    shared = _shared_dir()
-    if shared is None:
-        return (f"Sentry OpenAPI specs not found: set PAYMON_SHARED to the shared/ directory holding "
-                f"specs/{SPEC_08} (looked in $PAYMON_SHARED and {REPO.parent / 'shared'})")
-    return SpecBook(shared)
+    """Loaded once per module; a string (the reason) when a spec is missing, so tests fail."""
+    return missing_specs(SPEC_08, SPEC_05) or SpecBook()
 
 
 def _require(spec_book) -> SpecBook:

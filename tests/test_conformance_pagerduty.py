@@ -7,56 +7,30 @@ list walked (page_limit 2), and each body validated against the operation's 200 
 `pagerduty-rest-openapi-2026-08.json`, error bodies against the spec's error responses, and Events
 API answers against `pagerduty-events-v2-openapi-2026-08.json`.
 
-The REST spec is 2.7 MB: it is read once per module, corrected with the shared overlay (places where
-the published schema contradicts the real API) and LOCAL_PATCHES, and only the components the
-validated schemas reach are converted from OpenAPI 3.0 to JSON Schema.
+The REST spec is 2.7 MB: it is read once per module, corrected with paymon's overlay (places where
+the published schema contradicts the real API), and only the components the validated schemas reach
+are converted from OpenAPI 3.0 to JSON Schema.
 
-The specs live outside the package: `$PAYMON_SHARED` or `<repo>/../shared`. Without them these
-tests fail (never skip): conformance that was not checked must not look green.
+The specs and the overlay are part of the repository, in tests/apis/ (see its README.md). If a spec
+is missing these tests fail (never skip): conformance that was not checked must not look green.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import httpx
 import jsonschema
 import pytest
-from openapi_support import apply_patches, shared_dir, to_jsonschema
+from openapi_support import apply_patches, load_spec, missing_specs, to_jsonschema
 
 from paymon.sandbox import server as sandbox_server
 from paymon.sandbox.pagerduty import SERVICE, golden_pagerduty_world
 from paymon.sandbox.pagerduty.urls import url_paths
 from paymon.sandbox.server import SandboxServer
 
-REPO = Path(__file__).resolve().parent.parent
 REST_SPEC = "pagerduty-rest-openapi-2026-08.json"
 EVENTS_SPEC = "pagerduty-events-v2-openapi-2026-08.json"
 ROUTING_KEY = "3f9c1e7a2b6d4c08a5e1f7b9d2c4a6e8"
 BOT_EMAIL = "paymon-bot@towerofbabel.example"
-
-# Spec-vs-server differences the shared overlay does not cover yet, in the overlay format.
-LOCAL_PATCHES = [
-    {
-        "op": "add",
-        "path": "/components/schemas/Service/allOf/1/properties/last_incident_timestamp/nullable",
-        "value": True,
-        "why": "A service that never had an incident has last_incident_timestamp: null.",
-    },
-    {
-        "op": "replace",
-        "path": "/components/schemas/Service/allOf/1/properties/integrations/items",
-        "value": {"anyOf": [{"$ref": "#/components/schemas/IntegrationReference"},
-                            {"$ref": "#/components/schemas/Integration"}]},
-        "why": "The property's own description: 'If `integrations` is passed as an argument [include[]], "
-               "these are full objects - otherwise, these are references'; the schema allows references only.",
-    },
-]
-
-
-def _shared_dir() -> Path | None:
-    return shared_dir(REST_SPEC)
 
 
 def _pointer(*parts: str) -> str:
@@ -121,19 +95,11 @@ ERROR_SCHEMA = {400: "ArgumentError", 401: "Unauthorized", 403: "Forbidden", 404
 
 @pytest.fixture(scope="module")
 def specs():
-    """Both specs, loaded once; a string (the reason) when shared/ is missing, so tests fail."""
-    shared = _shared_dir()
-    if shared is None:
-        return (f"PagerDuty OpenAPI specs not found: set PAYMON_SHARED to the shared/ directory holding "
-                f"specs/{REST_SPEC} (looked in $PAYMON_SHARED and {REPO.parent / 'shared'})")
-    rest = json.loads((shared / "specs" / REST_SPEC).read_text())
-    overlay = shared / "reference" / "spec-overlays" / REST_SPEC.replace(".json", ".overlay.json")
-    if not overlay.is_file():
-        return f"PagerDuty spec overlay missing: {overlay}"
-    apply_overlay(rest, json.loads(overlay.read_text())["patches"])
-    apply_overlay(rest, LOCAL_PATCHES)
-    events = json.loads((shared / "specs" / EVENTS_SPEC).read_text())
-    return SpecBook(rest), SpecBook(events)
+    """Both specs, loaded once; a string (the reason) when a spec is missing, so tests fail."""
+    missing = missing_specs(REST_SPEC, EVENTS_SPEC)
+    if missing:
+        return missing
+    return SpecBook(load_spec(REST_SPEC)), SpecBook(load_spec(EVENTS_SPEC, overlay=False))
 
 
 def _require(specs) -> tuple[SpecBook, SpecBook]:

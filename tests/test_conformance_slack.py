@@ -6,14 +6,15 @@ success, and each error code (`not_authed`, `invalid_auth`, `missing_scope`, `ch
 `not_in_channel`, `is_archived`, `invalid_cursor`, `invalid_limit`, `no_text`, 429 `ratelimited`,
 an injected 5xx) — and each body is validated against the method's success (`200`) or error
 (`default`) schema of `slack-web-openapi-v2-2021.json`, Swagger 2.0, with Draft 4 as
-slack-api.md §8 prescribes. The spec is first corrected with the shared overlay and LOCAL_PATCHES.
+slack-api.md §8 prescribes. The spec is first corrected with paymon's overlay.
 
 The 2021 spec leaves channel objects and `bot_id` effectively unchecked (tuple-style `items` on
 non-arrays), so channels are also validated against the first alternative of `objs_conversation`,
 and every `bot_id` against `defs_bot_id`.
 
-The spec lives outside the package: `$PAYMON_SHARED` or `<repo>/../shared`. Without it these tests
-fail (never skip): conformance that was not checked must not look green.
+The spec, its overlay and the Sentry request example are part of the repository, in tests/apis/ (see
+its README.md). If the spec is missing these tests fail (never skip): conformance that was not
+checked must not look green.
 """
 
 from __future__ import annotations
@@ -21,53 +22,32 @@ from __future__ import annotations
 import copy
 import json
 from collections import defaultdict
-from pathlib import Path
 
 import httpx
 import jsonschema
 import pytest
-from openapi_support import apply_patches, shared_dir
+from openapi_support import EXAMPLES, apply_patches, load_spec, missing_specs
 
 from paymon.sandbox import server as sandbox_server
 from paymon.sandbox.server import SandboxServer
 from paymon.sandbox.slack import SERVICE, golden_slack_world
 from paymon.sandbox.slack.urls import url_paths
 
-REPO = Path(__file__).resolve().parent.parent
 SPEC = "slack-web-openapi-v2-2021.json"
 PAYMENTS, GENERAL, PRIVATE_OTHER, EXEC = "C07PAYM3NT5", "C07GENERAL1", "C07LEADRSHP", "C07EX3CALRT"
 VERBS = {m.name: ("post" if m.name == "chat.postMessage" else "get") for m in url_paths}
 
-# Spec-vs-Slack differences the shared overlay does not cover yet, in the overlay format.
-_SCOPE_FIELDS = {"needed": {"type": "string"}, "provided": {"type": "string"}}
-LOCAL_PATCHES = [
-    *({"op": "add", "path": f"/paths/~1{method}/{verb}/responses/default/schema/properties/{field}",
-       "value": schema,
-       "why": f"Slack answers missing_scope on {method} with `needed` and `provided` (as on "
-              "conversations.history); this error schema is additionalProperties:false without them."}
-      for method, verb in (("conversations.members", "get"), ("chat.postMessage", "post"))
-      for field, schema in _SCOPE_FIELDS.items()),
-]
 # Channel objects are checked against objs_conversation's first alternative, which is
 # additionalProperties:false yet lacks keys every live channel carries (context_team_id, updated,
 # properties): those are allowed, everything listed keeps its type.
 CHANNEL_EXTRA_KEYS_ALLOWED = True
 
 
-# --- locating and preparing the spec -------------------------------------------------------------
-
-def _shared_dir() -> Path | None:
-    return shared_dir(SPEC)
-
+# --- preparing the spec --------------------------------------------------------------------------
 
 class SlackSpec:
-    def __init__(self, shared: Path):
-        self.spec = json.loads((shared / "specs" / SPEC).read_text())
-        overlay = shared / "reference" / "spec-overlays" / SPEC.replace(".json", ".overlay.json")
-        if not overlay.is_file():
-            raise FileNotFoundError(overlay)
-        apply_patches(self.spec, json.loads(overlay.read_text())["patches"])
-        apply_patches(self.spec, LOCAL_PATCHES)
+    def __init__(self):
+        self.spec = load_spec(SPEC)
         self._validators: dict[str, jsonschema.Draft4Validator] = {}
 
     def validator(self, pointer: str) -> jsonschema.Draft4Validator:
@@ -111,12 +91,8 @@ class SlackSpec:
 
 @pytest.fixture(scope="module")
 def slack_spec():
-    """Loaded once; a string (the reason) when shared/ is missing, so the tests fail."""
-    shared = _shared_dir()
-    if shared is None:
-        return (f"Slack Web API spec not found: set PAYMON_SHARED to the shared/ directory holding "
-                f"specs/{SPEC} (looked in $PAYMON_SHARED and {REPO.parent / 'shared'})")
-    return SlackSpec(shared)
+    """Loaded once; a string (the reason) when the spec is missing, so the tests fail."""
+    return missing_specs(SPEC) or SlackSpec()
 
 
 def _require(slack_spec) -> SlackSpec:
@@ -159,11 +135,8 @@ def answers():
 
             # Successes: Sentry posts first (issue alert with blocks, metric alert with attachments,
             # a broadcast thread reply), so history pages hold every message shape the sandbox makes.
-            shared = _shared_dir()
-            example = shared / "reference" / "slack-examples" / "chat.postMessage.request-from-sentry.json" \
-                if shared else None
-            issue = json.loads(example.read_text()) if example and example.is_file() else {"text": "issue alert"}
-            issue = {**issue, "channel": PAYMENTS}
+            example = EXAMPLES / "slack" / "chat.postMessage.request-from-sentry.json"
+            issue = {**json.loads(example.read_text()), "channel": PAYMENTS}
             posted = call("chat.postMessage", "Sentry issue alert", sentry, **{k: str(v) for k, v in issue.items()})
             server.clock.advance(1)
             call("chat.postMessage", "Sentry metric alert", sentry, channel=PAYMENTS,

@@ -3,18 +3,17 @@
 Each create/update `paymon apply` uses is sent over real HTTP to a running sandbox, and the 201/200
 body is validated against the endpoint's response schema in the 2026-08 spec (detectors, workflows,
 dashboards, cron monitors) or the 2026-05 spec (legacy issue and metric alert rules), corrected by
-the shared overlays as in test_conformance.py. Errors are checked for Sentry's shapes: 400 with a
-DRF field map, 403 without a write scope, 404 for the legacy endpoints once they are removed.
+paymon's overlays as in test_conformance.py (specs and overlays are in tests/apis/). Errors are
+checked for Sentry's shapes: 400 with a DRF field map, 403 without a write scope, 404 for the legacy
+endpoints once they are removed. A missing spec fails the tests (never skips).
 """
 
 from __future__ import annotations
 
-import json
-
 import httpx
 import jsonschema
 import pytest
-from openapi_support import apply_patches, shared_dir, to_jsonschema
+from openapi_support import load_spec, missing_specs, to_jsonschema
 
 from paymon.sandbox.server import SandboxServer
 from paymon.sandbox.world import golden_world
@@ -27,17 +26,14 @@ P = "/api/0/projects/{organization_id_or_slug}/{project_id_or_slug}"
 
 @pytest.fixture(scope="module")
 def specs():
-    shared = shared_dir(SPEC_08)
-    if shared is None:
-        pytest.fail("Sentry OpenAPI specs not found: set PAYMON_SHARED to the shared/ directory", pytrace=False)
-    loaded = {}
-    for name in (SPEC_08, SPEC_05):
-        spec = json.loads((shared / "specs" / name).read_text())
-        overlay = shared / "reference" / "spec-overlays" / name.replace(".json", ".overlay.json")
-        if overlay.is_file():
-            apply_patches(spec, json.loads(overlay.read_text())["patches"])
-        loaded[name] = spec
-    return loaded
+    """Both specs, corrected; a string (the reason) when a spec is missing, so the tests fail."""
+    return missing_specs(SPEC_08, SPEC_05) or {name: load_spec(name) for name in (SPEC_08, SPEC_05)}
+
+
+def _require(specs) -> dict:
+    if isinstance(specs, str):
+        pytest.fail(specs, pytrace=False)
+    return specs
 
 
 def _errors(specs, spec_name: str, path: str, method: str, status: int, body) -> list[str]:
@@ -103,6 +99,7 @@ MONITOR = {"name": "Conformance job", "slug": "conformance-job", "project": "tow
 
 
 def test_workflow_engine_writes_match_the_08_spec(specs, served):
+    specs = _require(specs)
     problems = []
     with served("workflow") as server, _client(server) as client:
         o = f"/api/0/organizations/{server.org}"
@@ -149,6 +146,7 @@ def test_workflow_engine_writes_match_the_08_spec(specs, served):
 
 
 def test_legacy_rule_writes_match_the_05_spec(specs, served):
+    specs = _require(specs)
     problems = []
     with served("legacy") as server, _client(server) as client:
         o, p = f"/api/0/organizations/{server.org}", f"/api/0/projects/{server.org}/{server.project}"
