@@ -73,14 +73,16 @@ def _probe(budget_spec, payment_app):
     """One endpoint's run; SettingsError if the webhook probe lacks its secret or subscription."""
     budget = Budget.from_spec(budget_spec)
     path = budget_spec.transaction
+    modelled = payment_app.probe_clock()
     if path != WEBHOOK:
         return probe_http(_json_target(payment_app, path), samples=payment_app.samples, rate=payment_app.rate,
-                          budget=budget)
+                          budget=budget, modelled=modelled)
     secret, subscription = payment_app.require_secret(), payment_app.require_subscription()
     target = HttpTarget(payment_app.url(path), method="POST", timeout_s=TIMEOUT_S, headers=payment_app.headers)
+    timing = {"clock": modelled, "sleep": modelled.sleep} if modelled else {}
     with http_client(target, payment_app.rate) as client:
-        return measure(SignedWebhookSender(client, target, secret, subscription), samples=payment_app.samples,
-                       rate=payment_app.rate, warmup=1, budget=budget)
+        return measure(SignedWebhookSender(client, target, secret, subscription, modelled), samples=payment_app.samples,
+                       rate=payment_app.rate, warmup=1, budget=budget, **timing)
 
 
 @pytest.fixture(scope="session")

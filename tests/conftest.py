@@ -59,7 +59,9 @@ def run_suite(tmp_path):
             extra = [f"--sandbox-world={world_file}"]
         cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=",
                "-q", "-rf", f"--junitxml={junit}", *extra, *args]
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTRY_", "PAYMON_"))}
+        # PYTHONDONTWRITEBYTECODE off: each run would otherwise re-compile and re-rewrite every module.
+        full_env = {k: v for k, v in os.environ.items()
+                    if not k.startswith(("SENTRY_", "PAYMON_")) and k != "PYTHONDONTWRITEBYTECODE"}
         full_env.update(env or {})
         proc = subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout)
         failures, passed = _read_junit(junit)

@@ -80,7 +80,7 @@ def test_pages_carries_history_from_the_previous_report(ci):
 def test_own_merge_requests_run_both_suites(ci):
     selftest = ci["selftest"]
     assert "merge_request_event" in _rules(selftest)
-    assert [line.split("#")[0].strip() for line in selftest["script"]] == ["pytest tests", "pytest"]
+    assert [line.split("#")[0].strip() for line in selftest["script"]] == ["python tests/run.py", "pytest"]
 
 
 def test_no_job_prints_the_environment(ci):

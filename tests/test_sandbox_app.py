@@ -87,7 +87,8 @@ def test_golden_world_serves_the_app_and_describes_it():
         info = sandbox.describe()["app"]
         assert info == {"base_url": f"{sandbox.base_url}/app",
                         "webhook_secret": golden_app_world()["knobs"]["webhook_secret"],
-                        "cron_secret": golden_app_world()["knobs"]["cron_secret"]}
+                        "cron_secret": golden_app_world()["knobs"]["cron_secret"],
+                        "latency_mode": "wait"}  # a served sandbox's app takes its time, as the real one does
 
 
 @pytest.mark.parametrize("path", ["/app/api/checkout/pro", "/app/api/checkout/payg"])

@@ -351,15 +351,14 @@ def test_p95_alert_escalates_warning_then_critical(generation):
 
 # --- throughput ------------------------------------------------------------------------------------
 
-def test_engine_keeps_up_with_thousands_of_events_per_second():
+def test_a_burst_of_thousands_of_events_fires_once():
+    """5000 payment errors in half a second of sandbox time: one firing, not one per event (how fast
+    the engine takes them is measured in bench/sandbox_speed.py, not asserted here)."""
     backend, hub = _backend("both")
     payloads = [_error(f"Checkout failed {i}", tags={"payment_flow": "checkout"}) for i in range(5000)]
-    started = time.perf_counter()
     for chunk in range(0, 5000, 500):
         backend.store_events(payloads[chunk:chunk + 500])
         hub.clock.advance(0.1)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 2.5, f"5000 events took {elapsed:.2f}s"
     assert len(_fired(backend, PAYMENT_SPIKE)) == 1
 
 

@@ -54,10 +54,8 @@ def both():
 
 # --- server lifecycle ----------------------------------------------------------------------------
 
-def test_server_starts_fast_serves_and_stops_cleanly():
-    started = time.monotonic()
-    server = SandboxServer(golden_world("workflow")).start()
-    assert time.monotonic() - started < 1.0
+def test_server_starts_serves_and_stops_cleanly():
+    server = SandboxServer(golden_world("workflow")).start()  # how fast: bench/sandbox_speed.py
     try:
         assert server.base_url == f"http://127.0.0.1:{server.port}"
         info = server.describe()
@@ -68,9 +66,7 @@ def test_server_starts_fast_serves_and_stops_cleanly():
         with _client(server) as client:
             assert client.get(f"{O}/projects/").status_code == 200
     finally:
-        stopping = time.monotonic()
         server.stop()
-    assert time.monotonic() - stopping < 2.0
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", server.port), timeout=0.5)
 

@@ -19,7 +19,10 @@ Schedule and coordinated omission
         mean service time approaches the interval the backlog grows with the run. The report gives
         the utilisation (mean service time / interval) and a note when it is above 0.5.
     The schedule restarts after the warm-up, so a cold start is reported but not charged to the
-    first measured requests. One httpx.Client is reused (a new one per request costs a TCP, maybe
+    first measured requests. Against a server whose latency is a model it reports rather than a wait
+    (the sandbox's app in `latency_mode: report`), `ModelledClock` replaces the wall clock: it moves
+    when the probe sleeps and by each response's `Server-Timing: app;dur=` (W3C Server Timing), so
+    the same schedule, queueing and verdict run in no wall time and whatever the machine's load. One httpx.Client is reused (a new one per request costs a TCP, maybe
     TLS, handshake, ~20 ms locally); its keep-alive expiry is stretched beyond the interval.
 
 Samples and errors
@@ -632,6 +635,43 @@ def measure(send: Callable[[], Outcome | None], *, samples: int, rate: float, wa
 
 # --- HTTP ----------------------------------------------------------------------------------------
 
+class ModelledClock:
+    """The probe's clock against a server that reports its modelled work instead of doing it.
+
+    It reads 0 at the start and moves only when the schedule sleeps or a response says how long it
+    took (`Server-Timing: app;dur=<ms>`): the run's queueing is then exactly that of the model, one
+    request at a time, and costs only the requests' round trips in wall time. One per schedule."""
+
+    def __init__(self) -> None:
+        self._now = 0.0
+
+    def __call__(self) -> float:
+        return self._now
+
+    def sleep(self, seconds: float) -> None:
+        self._now += max(0.0, seconds)
+
+    def served(self, seconds: float) -> None:
+        self._now += max(0.0, seconds)
+
+
+def server_timing_ms(header: str | None, metric: str = "app") -> float | None:
+    """`dur` of `metric` in a Server-Timing header (`app;dur=123.4, db;dur=5`), in ms; None if absent."""
+    for entry in (header or "").split(","):
+        name, *params = (part.strip() for part in entry.split(";"))
+        if name != metric:
+            continue
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "dur":
+                try:
+                    duration = float(value.strip().strip('"'))
+                except ValueError:
+                    return None
+                return duration if math.isfinite(duration) and duration >= 0 else None
+    return None
+
+
 class ProbeUnreachable(TargetUnavailable):
     """The target never answered: no point in timing the rest of the schedule."""
 
@@ -651,9 +691,11 @@ class HttpTarget:
 class HttpSender:
     """Callable that sends the target's request on a shared client and classifies the result."""
 
-    def __init__(self, client: httpx.Client, target: HttpTarget):
+    def __init__(self, client: httpx.Client, target: HttpTarget, modelled: ModelledClock | None = None):
         self.client = client
         self.target = target
+        self.modelled = modelled
+        """Set: the server's reported work is the request's duration (see `ModelledClock`)."""
         self.reached = False  # until something answers, a connection failure means "unreachable"
 
     def __call__(self) -> Outcome:
@@ -671,6 +713,19 @@ class HttpSender:
                 raise ProbeUnreachable(f"{self.target.url}: {_describe(exc)}") from None
             return Outcome(ok=False, error=f"network: {_describe(exc)}")
         self.reached = True
+        if self.modelled is not None:
+            return self._modelled(response)
+        return Outcome(ok=self._expected(response.status_code), status=response.status_code)
+
+    def _modelled(self, response) -> Outcome:
+        work_ms = server_timing_ms(response.headers.get("server-timing"))
+        if work_ms is None:
+            raise ProbeUnreachable(f"{self.target.url}: no `Server-Timing: app;dur=` in the answer, which a "
+                                   "modelled-latency probe needs (the sandbox app reports it)")
+        if work_ms / 1000.0 >= self.target.timeout_s:  # the wall-clock client would have given up here
+            self.modelled.served(self.target.timeout_s)
+            return Outcome(ok=False, timed_out=True, error="timeout: modelled work beyond the timeout")
+        self.modelled.served(work_ms / 1000.0)
         return Outcome(ok=self._expected(response.status_code), status=response.status_code)
 
     def _expected(self, status: int) -> bool:
@@ -695,8 +750,11 @@ def http_client(target: HttpTarget, rate: float, transport: httpx.BaseTransport 
 def probe_http(target: HttpTarget, *, samples: int, rate: float, warmup: int = 1, budget: Budget | None = None,
                confidence: float = DEFAULT_CONFIDENCE, clock: Clock = time.perf_counter,
                sleep: Sleeper = time.sleep, on_attempt: Callable[[Attempt], None] | None = None,
-               transport: httpx.BaseTransport | None = None) -> LatencyReport:
-    """Time `target` on the schedule over one reused httpx.Client. Raises ProbeUnreachable."""
+               transport: httpx.BaseTransport | None = None, modelled: ModelledClock | None = None) -> LatencyReport:
+    """Time `target` on the schedule over one reused httpx.Client. Raises ProbeUnreachable.
+    With `modelled`, the server's reported work is the time (see `ModelledClock`)."""
+    if modelled is not None:
+        clock, sleep = modelled, modelled.sleep
     with http_client(target, rate, transport) as client:
-        return measure(HttpSender(client, target), samples=samples, rate=rate, warmup=warmup, budget=budget,
-                       confidence=confidence, clock=clock, sleep=sleep, on_attempt=on_attempt)
+        return measure(HttpSender(client, target, modelled), samples=samples, rate=rate, warmup=warmup,
+                       budget=budget, confidence=confidence, clock=clock, sleep=sleep, on_attempt=on_attempt)

@@ -26,7 +26,7 @@ from paymon.sandbox.app import AppBackend, build_app_app
 from paymon.sandbox.control import PREFIX as CONTROL_PREFIX
 from paymon.sandbox.control import build_control_app
 from paymon.sandbox.core import Service
-from paymon.sandbox.hub import Hub
+from paymon.sandbox.hub import Hub, SandboxClock
 from paymon.sandbox.sentry import SentryBackend, build_sentry_app
 from paymon.sandbox.pagerduty import SERVICE as PAGERDUTY
 from paymon.sandbox.slack import SERVICE as SLACK
@@ -81,10 +81,12 @@ class SandboxServer:
 
     START_TIMEOUT = 10.0
 
-    def __init__(self, world: dict, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, world: dict, host: str = "127.0.0.1", port: int = 0, clock: SandboxClock | None = None):
+        """`clock`: the sandbox's time (default: the wall clock's); tests start it where they need,
+        e.g. a minute before midnight on New Year's Eve."""
         self.world = world
         self.host = host
-        self.hub = Hub()
+        self.hub = Hub(clock=clock) if clock is not None else Hub()
         self.app = build_app(world, self.hub)
         # proto must say TCP: asyncio only sets TCP_NODELAY on accepted sockets whose proto is
         # IPPROTO_TCP, and without it every response waits ~40 ms for a delayed ACK.
@@ -145,7 +147,7 @@ class SandboxServer:
         if "app" in self.backends:
             app = self.backends["app"]
             info["app"] = {"base_url": f"{self.base_url}/app", "webhook_secret": app.webhook_secret,
-                           "cron_secret": app.cron_secret}
+                           "cron_secret": app.cron_secret, "latency_mode": app.knobs.get("latency_mode", "wait")}
         return info
 
     # --- lifecycle -------------------------------------------------------------------------------

@@ -29,6 +29,12 @@ Shape of `world["app"]` (see `worlds/app.json`):
                     seed                         for latency and error draws
                     latency_ms                   {endpoint path: ms | {"p50", "p95"}} (or one value
                                                  for every endpoint): the app's simulated work
+                    latency_mode                 "wait" (default: the request takes that long, as the
+                                                 real app's do) or "report" (it answers at once and
+                                                 only reports the work, in Server-Timing and its
+                                                 transaction's duration: paymon's in-process suite
+                                                 probes on that modelled time, see
+                                                 paymon.probes.latency.ModelledClock)
                     traces_sample_rate           §2 tracesSampleRate (production: 0.1)
                     tag_payment_flow             §2 beforeSendTransaction tags payment routes
                     log_invalid_signature        send the "Invalid webhook signature" warning
@@ -80,6 +86,7 @@ DEFAULT_KNOBS = {
     "error_rate": 0.0,
     "seed": 0,
     "latency_ms": 0,
+    "latency_mode": "wait",
     "traces_sample_rate": 1.0,
     "tag_payment_flow": True,
     "log_invalid_signature": True,
@@ -297,6 +304,10 @@ class AppBackend:
     @property
     def cron_secret(self) -> str:
         return self.knobs["cron_secret"]
+
+    @property
+    def reports_latency_only(self) -> bool:
+        return self.knobs.get("latency_mode") == "report"
 
     @property
     def test_mode(self) -> bool:

@@ -1,11 +1,15 @@
 """HTTP handlers of the reference payment app: each request is one sentry-sdk transaction named
 after its route (`payment_flow` tagged by the §2 hook); each does its simulated work (a seeded
-sleep), may fail per `error_rate`, then calls the backend."""
+sleep, or with `latency_mode: report` none, only its duration reported), may fail per
+`error_rate`, then calls the backend. Every answer that did work says how long in
+`Server-Timing: app;dur=<ms>` (W3C Server Timing, as Next.js apps can emit it)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hmac
+from datetime import datetime, timedelta, timezone
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -23,14 +27,20 @@ from paymon.sandbox.app.models import (
 )
 
 
+# The simulated work of the request being handled (seconds), for its transaction and Server-Timing.
+_work_done: contextvars.ContextVar[float | None] = contextvars.ContextVar("work_done", default=None)
+
+
 class AppResponse:
     def __init__(self, backend: AppBackend):
         self.backend = backend
 
     async def _work(self, endpoint: str) -> JSONResponse | None:
-        """Sleep the drawn latency; a 500 if this request is one of the `error_rate` failures."""
+        """Do (or, reporting only, record) the drawn latency; a 500 if this request is one of the
+        `error_rate` failures."""
         delay, fails = self.backend.draw_work(endpoint)
-        if delay > 0:
+        _work_done.set(delay)
+        if delay > 0 and not self.backend.reports_latency_only:
             await asyncio.sleep(delay)
         if fails:
             return JSONResponse({"error": "Internal server error"}, status_code=500)
@@ -39,11 +49,21 @@ class AppResponse:
     async def _traced(self, endpoint: str, handler, request: Request) -> JSONResponse:
         """The request as one transaction (op http.server, the route as its name, status from the
         HTTP code), as @sentry/nextjs traces an API route."""
-        with self.backend.telemetry.transaction(endpoint, "http.server") as tx:
-            response = await handler(request)
-            if tx is not None:
-                tx.set_http_status(response.status_code)
-            return response
+        token = _work_done.set(None)
+        try:
+            with self.backend.telemetry.transaction(endpoint, "http.server") as tx:
+                response = await handler(request)
+                work = _work_done.get()
+                if tx is not None:
+                    tx.set_http_status(response.status_code)
+                    if work and self.backend.reports_latency_only:  # it lasted what it reports
+                        tx.start_timestamp -= timedelta(seconds=work)
+                        tx.finish(end_timestamp=datetime.now(timezone.utc))
+                if work is not None:
+                    response.headers["Server-Timing"] = f"app;dur={work * 1000:.3f}"
+                return response
+        finally:
+            _work_done.reset(token)
 
     @staticmethod
     async def _user(request: Request) -> str:
