@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests import forked_pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -48,7 +49,8 @@ def _read_junit(path: Path) -> tuple[dict[str, str], set[str]]:
 
 @pytest.fixture
 def run_suite(tmp_path):
-    """Run `pytest <args>` on the checks in a fresh interpreter; return outcome per check."""
+    """Run `pytest <args>` on the checks in a fresh process (tests/forked_pytest.py: forked from one
+    that has done the heavy imports); return outcome per check."""
 
     def run(*args: str, env: dict | None = None, world: dict | None = None, timeout: float = 240) -> SuiteRun:
         junit = tmp_path / f"junit-{len(list(tmp_path.iterdir()))}.xml"
@@ -63,8 +65,8 @@ def run_suite(tmp_path):
         full_env = {k: v for k, v in os.environ.items()
                     if not k.startswith(("SENTRY_", "PAYMON_")) and k != "PYTHONDONTWRITEBYTECODE"}
         full_env.update(env or {})
-        proc = subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout)
+        proc = forked_pytest.run(cmd[3:], cwd=REPO, env=full_env, timeout=timeout)
         failures, passed = _read_junit(junit)
-        return SuiteRun(proc.returncode, proc.stdout + proc.stderr, failures, passed)
+        return SuiteRun(proc.returncode, proc.stdout, failures, passed)
 
     return run

@@ -14,6 +14,7 @@ from paymon.sandbox import server as sandbox_server
 from paymon.sandbox.pagerduty import SERVICE, PagerDutyBackend, golden_pagerduty_world
 from paymon.sandbox.pagerduty.exceptions import EventsUnavailable, EventThrottled, InvalidEvent
 from paymon.sandbox.pagerduty.models import iso
+from paymon.sandbox.hub import SandboxClock
 from paymon.sandbox.server import SandboxServer, build_app
 from paymon.sandbox.world import golden_world
 
@@ -90,7 +91,9 @@ class Sandbox:
 @pytest.fixture
 def sandbox(request):
     knobs = getattr(request, "param", {})
-    with SandboxServer(_world(**knobs)) as server:
+    # Frozen: time moves only when a test advances it, so whole-second stamps are exact whatever
+    # the machine's load (a wall-clock second could tick between sending and reading).
+    with SandboxServer(_world(**knobs), clock=SandboxClock(frozen=True)) as server:
         box = Sandbox(server)
         yield box
         box.close()
@@ -361,6 +364,7 @@ def test_in_process_enqueue_with_delayed_visibility(sandbox):
 def test_offset_pagination(sandbox):
     for n in range(7):
         sandbox.enqueue(_event(dedup_key=f"K{n}", summary=f"incident {n}"))
+        sandbox.advance(1)  # one a second: "newest" is then well defined
     seen, offset, pages = [], 0, 0
     while True:
         page = sandbox.rest.get("/incidents", params={"offset": offset, "limit": 100, "total": "true"}).json()
