@@ -207,11 +207,10 @@ class UsageReportingSpec(_Model):
 
 
 class TestModeSpec(_Model):
-    """§1 Alert 6 ("SHOULD NEVER FIRE") over the §7 post-deployment 24 hours."""
+    """§1 Alert 6 ("SHOULD NEVER FIRE"): the gate fails while an issue of its events is unresolved."""
 
     __test__ = False  # not a pytest class
     alert: str = "Test Mode Detected in Production"
-    window: Seconds = 24 * 3600
 
 
 class BacktestSpec(_Model):

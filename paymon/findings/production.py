@@ -1,7 +1,7 @@
 """What Sentry has seen of the payment app, read back through its API (read-only):
 
     usage_reporting_findings(client, spec)     §1 Alert 4: failure rate of usage reports over 24 h
-    test_mode_findings(client, spec)           §1 Alert 6: no "Test mode detected" event in 24 h
+    test_mode_findings(client, spec)           §1 Alert 6: no open issue of "Test mode detected" events
     reconciliation_findings(client, spec)      §7: the cron's last check-in ok and recent, no open
                                                "reconciliation discrepancies detected" issue
     transaction_findings(client, spec, budget) §2: recent transactions, tagged payment_flow, with
@@ -158,22 +158,41 @@ def usage_reporting_findings(client, spec: Spec) -> tuple[list[Finding], UsageRa
                     "usage LS never recorded is unbilled: §6 Usage Reporting Failure")], measured
 
 
+def unresolved_issues(client, terms: list[str], environment: str | None) -> list[dict]:
+    """The open issues matching any of `terms` (paymon's own test-tagged ones left out), over
+    Sentry's 90 days of retention: an issue still open from then is still open. One search per
+    term: issue search does not take every boolean form."""
+    issues: dict[str, dict] = {}
+    for term in terms:
+        params = {"query": f"is:unresolved {NOT_A_TEST} {term}", "statsPeriod": "90d", "limit": 25}
+        if environment:
+            params["environment"] = environment
+        for issue in client.get(client.org_path("issues"), params=params) or []:
+            issues.setdefault(str(issue.get("id")), issue)
+    return list(issues.values())
+
+
 # --- §1 Alert 6: test mode -------------------------------------------------------------------------
 
 
 def test_mode_findings(client, spec: Spec) -> list[Finding]:
-    test_mode = spec.test_mode
-    alert = spec.alert(test_mode.alert)
-    rows = events_table(client, "errors", ["count()", "last_seen()"], f"{alert_query(alert)} {NOT_A_TEST}",
-                        alert.environment,
-                        period_s=test_mode.window)
-    found = int((rows[0].get("count()") or 0) if rows else 0)
-    if not found:
-        return []
-    last = rows[0].get("last_seen()")
-    return [Finding(alert.name, f"events in {alert.environment or 'any environment'} over the last "
-                    f"{_period(test_mode.window)}", 0, found, "field", f"last seen {last}",
-                    "production ran in Lemon Squeezy test mode: no revenue (§6 Test Mode in Production)")]
+    """Alert 6's events in production that are still an open problem: an unresolved issue of them.
+
+    Judged on what is open, not on a fixed look-back: the guide's remedy (§6 "Test Mode in
+    Production": fix the variable, "Redeploy immediately") must pass the gate as soon as the issue
+    is resolved (or "resolved in the next release"), not a day later."""
+    alert = spec.alert(spec.test_mode.alert)
+    level = alert_query(alert).split(" ", 1)[0] if alert.events.levels else ""
+    issues = unresolved_issues(client, [f"{level} {term}".strip() for term in or_terms(alert.filter)],
+                               alert.environment)
+    where = alert.environment or "any environment"
+    return [Finding(alert.name, f'open issue {issue.get("shortId") or issue.get("id")} in {where}', "none (resolved)",
+                    f'"{issue.get("title")}" {issue.get("status", "unresolved")}', "field",
+                    f'{issue.get("count")} event(s), first seen {issue.get("firstSeen")}, last seen '
+                    f'{issue.get("lastSeen")}',
+                    "production ran in Lemon Squeezy test mode: no revenue (§6 Test Mode in Production: fix "
+                    "LEMONSQUEEZY_TEST_MODE, redeploy, then resolve the issue)")
+            for issue in issues]
 
 
 test_mode_findings.__test__ = False  # a library function, not a pytest test
@@ -226,15 +245,7 @@ def reconciliation_findings(client, spec: Spec, now: float | None = None) -> lis
     alert = next((a for a in spec.alerts if "reconciliation" in a.filter.lower()), None)
     terms = or_terms(alert.filter) if alert else [f'message:"*{RECONCILIATION_ISSUE}*"']
     environment = alert.environment if alert else cron.environment
-    issues: dict[str, dict] = {}
-    for term in terms:  # one search per ORed term: issue search does not take every boolean form
-        issue_params = {"query": f"is:unresolved {NOT_A_TEST} {term}", "statsPeriod": "90d", "limit": 25}
-        if environment:
-            issue_params["environment"] = environment
-        for issue in client.get(client.org_path("issues"), params=issue_params) or []:
-            issues.setdefault(str(issue.get("id")), issue)
-    issues = list(issues.values())
-    for issue in issues:
+    for issue in unresolved_issues(client, terms, environment):
         findings.append(Finding(
             f'issue {issue.get("shortId") or issue.get("id")} "{issue.get("title")}"', "status", "resolved",
             issue.get("status", "unresolved"), "field",
