@@ -6,7 +6,7 @@ import warnings
 import pytest
 
 from paymon.findings.production import transaction_findings, transaction_stats, transaction_warning
-from fixtures.outcome import fail_with
+from fixtures.outcome import fail_with, overridden
 
 pytestmark = pytest.mark.criterion("Performance monitoring enabled for payment endpoints")
 
@@ -23,7 +23,11 @@ def test_payment_transactions_in_sentry(budget, sentry_client, spec, request):
     above the critical budget; above the warning budget it passes with a warning (read from the
     events API; nothing is sent)."""
     stats = transaction_stats(sentry_client, spec, budget)
-    fail_with(transaction_findings(sentry_client, spec, budget, stats))
+    findings = transaction_findings(sentry_client, spec, budget, stats)
+    over_budget = [f for f in findings if f.field.startswith("Sentry ")]  # the p95, not missing transactions
+    if over_budget and over_budget == findings and overridden(request, "sentry-p95", findings):
+        return
+    fail_with(findings)
     warning = transaction_warning(stats, budget)
     if warning:
         request.node.user_properties.append(("verdict", "warning"))

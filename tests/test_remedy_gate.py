@@ -106,3 +106,42 @@ def test_a_malformed_override_stops_the_run_with_one_line(run_suite):
     run = run_suite(CHECK, env={"PAYMON_OVERRIDE": "alerts: skip them"})
     assert run.returncode == 4  # pytest's usage error
     assert "--override: unknown key alerts" in run.output and "Traceback" not in run.output
+
+
+# --- usage failures and Sentry's p95: the other production-health findings ---------------------------
+
+def test_usage_failures_over_the_limit_pass_once_their_issues_are_resolved():
+    from paymon.findings.production import usage_reporting_findings
+
+    with SandboxServer(apply_fault(golden_world("workflow"), "usage-failures")) as server, _client(server) as client:
+        findings, measured = usage_reporting_findings(client, SPEC)
+        assert findings and measured.open_issues >= 1 and not measured.resolved_over_limit
+        assert "unresolved issue(s)" in findings[0].source
+        info = server.describe()
+        response = httpx.put(f"{info['base_url']}/api/0/organizations/{info['org']}/issues/",
+                             params={"query": 'is:unresolved message:"*Usage reporting failed*"'},
+                             json={"status": "resolved"}, headers={"Authorization": f"Bearer {info['token']}"})
+        assert response.status_code == 200, response.text
+        findings, measured = usage_reporting_findings(client, SPEC)
+        assert findings == [] and measured.resolved_over_limit and measured.rate > 0.01
+
+
+def test_usage_failures_resolved_pass_with_a_warning_in_the_verdict(run_suite):
+    """The same through the check: over the limit with every issue resolved is a warning."""
+    world = apply_fault(golden_world("workflow"), "usage-failures")
+    world["app"]["history"]["resolved_issues"] = ["Usage reporting failed"]
+    run = run_suite("checks/test_usage_reporting.py", world=world)
+    assert run.returncode == 0 and run.passed == {"test_usage_reporting_failure_rate"}, run.output
+    assert "every issue of it is resolved" in run.output
+
+
+def test_a_sentry_p95_override_passes_the_slow_endpoint_and_nothing_else(run_suite):
+    world = golden_world("workflow")
+    world["app"]["knobs"]["latency_ms"] = {"default": {"p50": 4, "p95": 8},
+                                           "/api/checkout/pro": {"p50": 1200, "p95": 1600}}
+    check = "checks/test_performance_alerts.py::test_payment_transactions_in_sentry"
+    blocked = run_suite(check, world=world)
+    assert blocked.failed == {"test_payment_transactions_in_sentry[/api/checkout/pro]"}, blocked.output
+    passed = run_suite(check, world=world, env={"PAYMON_OVERRIDE": "sentry-p95: INC-7 rollback under way"})
+    assert passed.returncode == 0, passed.output
+    assert "overridden (INC-7 rollback under way)" in passed.output

@@ -18,7 +18,7 @@ a transaction is its segment span, `span.duration` its duration); a Sentry that 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from paymon.errors import AuthError, EndpointMissing, TargetUnavailable
@@ -121,6 +121,13 @@ class UsageRate:
     failures: int
     sampled_reports: int
     sample_rate: float
+    open_issues: int | None = None
+    """Unresolved issues of the failures (asked only when the rate is over the limit)."""
+
+    @property
+    def resolved_over_limit(self) -> bool:
+        """Over the limit, but every issue of it resolved: what a remedy deploy looks like."""
+        return self.open_issues == 0
 
     @property
     def reports(self) -> float:
@@ -145,17 +152,30 @@ def usage_rate(client, spec: Spec) -> UsageRate:
 
 
 def usage_reporting_findings(client, spec: Spec) -> tuple[list[Finding], UsageRate]:
+    """The failure rate over `usage_reporting.window` against its limit. A rate over the limit is a
+    finding while an issue of those failures is still unresolved; once all are resolved (the usage
+    re-reported, the fix deployed) it is `resolved_over_limit`: the remedy deploy passes, with a
+    warning the check gives."""
     usage = spec.usage_reporting
     measured = usage_rate(client, spec)
     window = _period(usage.window)
-    source = (f"{measured.failures} '{usage.alert}' events / ~{measured.reports:g} reports "
-              f"({measured.sampled_reports} sampled '{usage.transaction}' transactions at "
-              f"{spec.performance.traces_sample_rate:g}) in {window}")
     if measured.rate is None or measured.rate <= usage.max_failure_rate:
         return [], measured
+    alert = spec.alert(usage.alert)
+    level = alert_query(alert).split(" ", 1)[0] if alert.events.levels else ""
+    open_issues = unresolved_issues(client, [f"{level} {term}".strip() for term in or_terms(alert.filter)],
+                                    alert.environment)
+    measured = replace(measured, open_issues=len(open_issues))
+    if not open_issues:
+        return [], measured
+    source = (f"{measured.failures} '{usage.alert}' events / ~{measured.reports:g} reports "
+              f"({measured.sampled_reports} sampled '{usage.transaction}' transactions at "
+              f"{spec.performance.traces_sample_rate:g}) in {window}; {len(open_issues)} unresolved issue(s): "
+              + ", ".join(str(i.get("shortId") or i.get("id")) for i in open_issues))
     return [Finding(usage.alert, f"failure rate over {window}", f"<= {usage.max_failure_rate:.2%}",
                     f"{measured.rate:.2%}", "field", source,
-                    "usage LS never recorded is unbilled: §6 Usage Reporting Failure")], measured
+                    "usage LS never recorded is unbilled: §6 Usage Reporting Failure (re-report it, then resolve "
+                    "the issue)")], measured
 
 
 def unresolved_issues(client, terms: list[str], environment: str | None) -> list[dict]:

@@ -22,6 +22,8 @@ Shape of `world["app"]` (see `worlds/app.json`):
                                     cron schedule's ticks, oldest first (missed: Sentry records a
                                     missed check-in)
                     test_mode_hours_ago  [h, ...]     the start-up guard fired h hours ago
+                    resolved_issues ["text", ...]     issues whose title holds one were resolved
+                                                      afterwards (a fix deployed)
     knobs           webhook_secret               the LS signing secret the app verifies with
                     test_mode                    LEMONSQUEEZY_TEST_MODE: checkouts are test-mode
                     skip_signature_verification  a broken app: accepts any X-Signature
@@ -590,6 +592,12 @@ class AppBackend:
                 with self.telemetry.at(at):
                     self.report_usage(items[i % len(items)], 1,
                                       sampled=(every is not None and i % every == 0))
+        resolved = history.get("resolved_issues") or []
+        if resolved and sentry is not None:
+            # Someone resolved these afterwards (the fix deployed): the issues stay, their events too.
+            self.telemetry.flush()
+            sentry.update_issues([i for i in list(sentry.events.issues.values())
+                                  if any(text in i.title for text in resolved)], {"status": "resolved"})
 
 
 def parse_json(raw_body: bytes) -> dict | None:
