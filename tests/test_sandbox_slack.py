@@ -565,3 +565,21 @@ def test_backend_works_without_a_server():
     with pytest.raises(SlackAPIError) as caught:
         backend.post_message("#no-such-channel", {"text": "x"})
     assert caught.value.body() == {"ok": False, "error": "channel_not_found"}
+
+
+def test_a_person_posts_with_a_user_token(sandbox):
+    """People talk in the alert channels too. A user token (`xoxp-`) has no bot: auth.test names
+    none, and the message carries the person's user id without bot_id / app_id / bot_profile (as
+    Slack's conversations.history shows a person's message). It once answered HTTP 500 (KeyError)."""
+    world = _world()["slack"]
+    person = {"token": "xoxp-" + "7" * 12 + "-oncall", "scopes": ["chat:write", "channels:read", "channels:history"],
+              "user_id": "U07ONCALL01"}
+    world["tokens"].append(person)
+    with SandboxServer({"slack": world}) as server:
+        client = _client(server, token=person["token"])
+        assert "bot_id" not in client.auth_test().data
+        posted = client.chat_postMessage(channel=PAYMENTS, text="is anyone looking at *Critical: Payment Failure Rate Spike*?")
+        message = posted["message"]
+        assert message["user"] == "U07ONCALL01" and not {"bot_id", "app_id", "bot_profile"} & set(message)
+        history = _client(server).conversations_history(channel=PAYMENTS)["messages"]
+        assert any(m["ts"] == message["ts"] and "bot_id" not in m for m in history)

@@ -102,12 +102,13 @@ DEFAULT_KNOBS: dict = {
 
 @dataclass(frozen=True)
 class TokenGrant:
-    """What a bot token stands for: the installing app's bot user and the scopes it was granted."""
+    """What a token stands for: the installing app's bot user (a bot token, `xoxb-`) or a person
+    (a user token, `xoxp-`: no bot), and the scopes it was granted."""
 
     token: str
     scopes: tuple[str, ...]
     user_id: str
-    bot_id: str
+    bot_id: str | None = None
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
@@ -261,7 +262,8 @@ class SlackBackend:
             raise NotAuthed()
         for entry in self.tokens:
             if entry["token"] == token:
-                return TokenGrant(entry["token"], tuple(entry.get("scopes", [])), entry["user_id"], entry["bot_id"])
+                return TokenGrant(entry["token"], tuple(entry.get("scopes", [])), entry["user_id"],
+                                  entry.get("bot_id"))
         raise InvalidAuth()
 
     @property
@@ -273,7 +275,7 @@ class SlackBackend:
         """The token of a bot, by bot/user name or ID (`"sentry"`, `"paymon"`, `"U07SENTRYBT"`)."""
         bot = self._bot(who)
         for entry in self.tokens:
-            if entry["bot_id"] == bot["id"]:
+            if entry.get("bot_id") == bot["id"]:
                 return entry["token"]
         raise KeyError(f"no token for {who!r} in the slack world")
 
@@ -296,16 +298,18 @@ class SlackBackend:
         return next(b for b in self.bots if b["id"] == bot_id)
 
     def auth_test(self, grant: TokenGrant) -> dict:
-        return {
+        answer = {
             "ok": True,
             "url": f"https://{self.team['domain']}.slack.com/",
             "team": self.team["name"],
             "user": self.user(grant.user_id)["name"],
             "team_id": self.team["id"],
             "user_id": grant.user_id,
-            "bot_id": grant.bot_id,
             "is_enterprise_install": False,
         }
+        if grant.bot_id is not None:  # auth.test names a bot only for a bot token
+            answer["bot_id"] = grant.bot_id
+        return answer
 
     # --- conversations ---------------------------------------------------------------------------
 
@@ -443,19 +447,14 @@ class SlackBackend:
         if not self.is_member(channel["id"], grant.user_id) and WRITE_PUBLIC_SCOPE not in grant.scopes:
             raise NotInChannel()
         content = _message_content(payload, self._rng)
-        bot = self._bot_by_id(grant.bot_id)
         with self._lock:
             ts = self._unique_ts(channel["id"], visible_at)
-            message = {
-                "user": grant.user_id,
-                "type": "message",
-                "ts": ts,
-                "bot_id": bot["id"],
-                "app_id": bot["app_id"],
-                "text": content["text"],
-                "team": self.team["id"],
-                "bot_profile": {k: v for k, v in bot.items() if k != "user_id"},
-            }
+            message = {"user": grant.user_id, "type": "message", "ts": ts, "text": content["text"],
+                       "team": self.team["id"]}
+            if grant.bot_id is not None:  # a bot's post names its bot and app; a person's does not
+                bot = self._bot_by_id(grant.bot_id)
+                message.update({"bot_id": bot["id"], "app_id": bot["app_id"],
+                                "bot_profile": {k: v for k, v in bot.items() if k != "user_id"}})
             if content.get("thread_ts"):
                 message["thread_ts"] = content["thread_ts"]
                 if content.get("reply_broadcast"):
@@ -562,7 +561,7 @@ class SlackBackend:
         if rule is None:
             return
         now = self.clock.now()
-        key = (grant.bot_id, method, channel if rule.per_channel else None)
+        key = (grant.bot_id or grant.user_id, method, channel if rule.per_channel else None)
         window_start = math.floor(now / rule.window) * rule.window
         with self._lock:
             start, count = self._windows.get(key, (window_start, 0))

@@ -6,6 +6,7 @@ Shape (each value is the JSON Slack returns, plus `knobs` for the emulator):
     users       [user]                       humans and the bot users of the Sentry and paymon apps
     bots        [bot_profile + "user_id"]    `bot_profile` of app-posted messages (minus user_id)
     tokens      [{"token", "scopes", "user_id", "bot_id"}]   first one: paymon's reader bot
+                                                             (no "bot_id": a person's user token)
     channels    [conversation]               without the per-caller `is_member` / `num_members`
     members     {channel id: [user id]}      membership; num_members and is_member derive from it
     history     {channel id: [message]}      existing messages, newest first, visible from the start
