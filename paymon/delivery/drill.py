@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 from paymon.delivery.endtoend import iso, late_grace, parse_iso
 from paymon.rules import query as q
+from paymon.rules.names import mentions
 from paymon.clients.slack import find_channel, message_texts
 
 DRILL_TAG = "paymon_drill"
@@ -295,12 +296,12 @@ def slack_names_alert(message: dict, alert: str, marker: str) -> bool:
     if any(has_marker(t, marker) for t in texts):
         return True
     head = html.unescape(message.get("text") or "")
-    return alert in head and not _RESOLVED.search(head)
+    return mentions(head, alert) and not _RESOLVED.search(head)
 
 
 def incident_names_alert(incident: dict, alert: str, marker: str) -> bool:
     title = (incident.get("title") or "") + " " + (incident.get("summary") or "")
-    return alert in title or has_marker(title, marker)
+    return mentions(title, alert) or has_marker(title, marker)
 
 
 class Readback:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 from paymon.delivery.endtoend import parse_iso
 from paymon.clients.slack import find_channel, message_texts
+from paymon.rules.names import mentions
 
 CLUSTER_S = 120.0
 _SHORT_ID = re.compile(r"Short ID:\s*([A-Z0-9][A-Z0-9-]*-[A-Z0-9]+)")
@@ -78,7 +79,7 @@ def parse_time(text: str | None) -> float | None:
 def alert_named(text: str, names: list[str]) -> str | None:
     """The longest alert name the text mentions (names may prefix one another)."""
     for name in sorted(names, key=len, reverse=True):
-        if name in text:
+        if mentions(text, name):
             return name
     return None
 

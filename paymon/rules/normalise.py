@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 from paymon.rules import query as q
+from paymon.rules.names import name_key
 from paymon.rules.model import Action, Alert
 
 # --- ids → names -----------------------------------------------------------------------------------
@@ -578,10 +579,6 @@ def normalise_workflow(workflow: dict, detectors_by_id: dict[str, dict],
 # --- everything together ---------------------------------------------------------------------------
 
 
-def _name_key(name: str) -> str:
-    return " ".join(name.split()).casefold()
-
-
 def _preference(alert: Alert) -> tuple:
     """Workflow engine first (it is what runs after the migration); then aggregate alerts, the
     faithful form of "N events in M minutes", before issue rules; then by id for determinism."""
@@ -594,8 +591,8 @@ class AlertSet:
 
     def named(self, name: str) -> list[Alert]:
         """Every record of that alert, preferred first."""
-        wanted = _name_key(name)
-        return sorted((a for a in self.all if _name_key(a.name) == wanted), key=_preference)
+        wanted = name_key(name)
+        return sorted((a for a in self.all if name_key(a.name) == wanted), key=_preference)
 
     def by_name(self, name: str) -> Alert | None:
         records = self.named(name)
@@ -605,7 +602,7 @@ class AlertSet:
         """Each alert's preferred record with the other records of the same name (copies in the
         other generation); `paymon.findings.alerts.disagreements` says where they differ."""
         groups = []
-        for name in dict.fromkeys(_name_key(a.name) for a in self.all):
+        for name in dict.fromkeys(name_key(a.name) for a in self.all):
             preferred, *others = self.named(name)
             groups.append((preferred, others))
         return groups
