@@ -3,6 +3,8 @@ paymon.findings.production's readings of what Sentry saw (the new checks' logic)
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import copy
 import sqlite3
 from datetime import datetime
@@ -229,12 +231,17 @@ def test_events_without_match_answer_null_last_seen():
 # --- polling -------------------------------------------------------------------------------------------
 
 class _FakeCounts:
+    settings = SimpleNamespace(org="org", project="web")
+
     def __init__(self, counts):
         self.counts = list(counts)
         self.calls = []
 
     def org_path(self, *parts):
         return "/".join(parts)
+
+    def paginate(self, path, params=None, key=None):
+        return [{"id": "1", "slug": "web"}]
 
     def get(self, path, params=None):
         self.calls.append(params)
@@ -293,3 +300,32 @@ def test_test_tagged_usage_failures_are_not_counted():
                                      "message": "Usage reporting failed", "tags": {"usage_reporting": "error",
                                                                                   "test": "true"}}] * 6)
         assert pm.usage_rate(client, SPEC).failures == before
+
+
+
+def test_every_query_names_the_project_and_another_projects_events_do_not_count():
+    """Org-level events and issues lists answer for every project the token sees; a fatal "Test
+    mode detected in production" in another team's app (its own production) is not ours."""
+    world = golden_world()
+    world["sentry"]["projects"].append({**world["sentry"]["projects"][0], "id": "4507005480140999",
+                                        "slug": "towerofbabel-marketing", "name": "towerofbabel-marketing"})
+    with SandboxServer(world) as server, _client(server) as client:
+        server.sentry.store_event({"message": "Test mode detected in production", "level": "fatal",
+                                   "environment": "production"}, project="towerofbabel-marketing")
+        assert pm.test_mode_findings(client, SPEC) == []
+        assert pm.count(client, "errors", 'message:"*Test mode detected*"', "production", period_s=3600) == 0
+        server.sentry.store_event({"message": "Test mode detected in production", "level": "fatal",
+                                   "environment": "production"})
+        assert len(pm.test_mode_findings(client, SPEC)) == 1
+
+
+def test_a_token_that_sees_no_such_project_cannot_check():
+    from paymon.errors import TargetUnavailable
+
+    import dataclasses
+
+    with SandboxServer(golden_world()) as server:
+        settings = Target("sandbox", sandbox=server.describe()).sentry()
+        with SentryClient(dataclasses.replace(settings, project="towerofbabel-api"), deadline=5) as client:
+            with pytest.raises(TargetUnavailable, match="no project 'towerofbabel-api' visible to the token"):
+                pm.test_mode_findings(client, SPEC)

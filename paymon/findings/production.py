@@ -23,7 +23,7 @@ from datetime import datetime
 
 from paymon.errors import AuthError, EndpointMissing, TargetUnavailable
 from paymon.findings.model import Finding
-from paymon.clients.sentry.api import discover_time
+from paymon.clients.sentry.api import configured_project_id, discover_time
 from paymon.config.spec import AlertSpec, PerformanceBudget, Spec
 
 SEGMENT_SPANS = ("spans", "is_transaction:true", "p95(span.duration)")
@@ -47,7 +47,7 @@ def _ago(seconds: float) -> str:
 def events_table(client, dataset: str, fields: list[str], query: str, environment: str | None,
                  period_s: int | None = None, start: float | None = None, end: float | None = None,
                  per_page: int | None = None) -> list[dict]:
-    params: dict = {"dataset": dataset, "field": fields, "query": query}
+    params: dict = {"dataset": dataset, "field": fields, "query": query, "project": configured_project_id(client)}
     if environment:
         params["environment"] = environment
     if start is not None:
@@ -184,7 +184,8 @@ def unresolved_issues(client, terms: list[str], environment: str | None) -> list
     term: issue search does not take every boolean form."""
     issues: dict[str, dict] = {}
     for term in terms:
-        params = {"query": f"is:unresolved {NOT_A_TEST} {term}", "statsPeriod": "90d", "limit": 25}
+        params = {"query": f"is:unresolved {NOT_A_TEST} {term}", "statsPeriod": "90d", "limit": 25,
+                  "project": configured_project_id(client)}
         if environment:
             params["environment"] = environment
         for issue in client.get(client.org_path("issues"), params=params) or []:

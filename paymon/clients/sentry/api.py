@@ -7,6 +7,8 @@ documents that "not there" is an answer (`None`) rather than a failure to check.
 
 from __future__ import annotations
 
+import weakref
+
 from datetime import datetime, timezone
 from typing import Any
 
@@ -48,6 +50,18 @@ def get_project(client: SentryClient, slug: str) -> dict:
 def project_id(client: SentryClient, slug: str) -> str:
     """The numeric id (as a string) of the project `slug`; detectors are filtered by it."""
     return str(get_project(client, slug)["id"])
+
+
+_CONFIGURED_PROJECT_IDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def configured_project_id(client: SentryClient) -> str:
+    """The configured project's id, read once per client. Every org-level events or issues query
+    names it: without `project=` Sentry answers for every project the token sees (staging, other
+    teams' apps), and a token that sees no project would answer an empty "nothing happened"."""
+    if client not in _CONFIGURED_PROJECT_IDS:
+        _CONFIGURED_PROJECT_IDS[client] = project_id(client, client.settings.project)
+    return _CONFIGURED_PROJECT_IDS[client]
 
 
 def list_members(client: SentryClient) -> list[dict]:
