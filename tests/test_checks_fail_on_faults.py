@@ -108,9 +108,11 @@ APP_FAULTS = {
         "test_no_test_mode_event_in_production": "Test Mode Detected in Production: open issue",
     },
     "no-transactions": {
-        f"test_payment_transactions_in_sentry[{path}]": f"{path}: transactions in Sentry expected > 0, actual 0"
-        for path in ("/api/checkout/pro", "/api/checkout/payg", "/api/webhooks/lemonsqueezy",
-                     "/api/subscription/payg/create")
+        **{f"test_payment_transactions_in_sentry[{path}]": f"{path}: transactions in Sentry expected > 0, actual 0"
+           for path in ("/api/checkout/pro", "/api/checkout/payg", "/api/webhooks/lemonsqueezy",
+                        "/api/subscription/payg/create")},
+        # no usage-report transactions either: no failure rate to judge, not "no failures"
+        "test_usage_reporting_failure_rate": "could not check: no 'usage-report' transaction",
     },
     "transactions-untagged": {
         # "(of N transactions)": the history's 30 plus whatever the p95 probes' traffic sampled

@@ -329,3 +329,14 @@ def test_a_token_that_sees_no_such_project_cannot_check():
         with SentryClient(dataclasses.replace(settings, project="towerofbabel-api"), deadline=5) as client:
             with pytest.raises(TargetUnavailable, match="no project 'towerofbabel-api' visible to the token"):
                 pm.test_mode_findings(client, SPEC)
+
+
+def test_no_usage_reports_at_all_is_could_not_check_not_a_pass():
+    """A token that sees no transactions, or tracing off, answers 0 failures of 0 reports: that is
+    no rate at all, and the check says it could not judge one."""
+    from paymon.errors import TargetUnavailable
+
+    with SandboxServer(_world("no-transactions")) as server, _client(server) as client:
+        with pytest.raises(TargetUnavailable, match="no 'usage-report' transaction and no 'Usage Reporting Failure "
+                                                    "Rate' event in project towerofbabel-web"):
+            pm.usage_reporting_findings(client, SPEC)

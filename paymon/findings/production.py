@@ -159,7 +159,13 @@ def usage_reporting_findings(client, spec: Spec) -> tuple[list[Finding], UsageRa
     usage = spec.usage_reporting
     measured = usage_rate(client, spec)
     window = _period(usage.window)
-    if measured.rate is None or measured.rate <= usage.max_failure_rate:
+    if measured.rate is None:
+        # Nothing on either side is not "no failures": without reports there is no rate to judge.
+        raise TargetUnavailable(
+            f"no '{usage.transaction}' transaction and no '{usage.alert}' event in project "
+            f"{client.settings.project} ({spec.alert(usage.alert).environment or 'any environment'}) over {window}: "
+            "no usage reports to judge a failure rate on (is tracing on, does the token see the project?)")
+    if measured.rate <= usage.max_failure_rate:
         return [], measured
     alert = spec.alert(usage.alert)
     level = alert_query(alert).split(" ", 1)[0] if alert.events.levels else ""
