@@ -473,3 +473,17 @@ def test_a_first_run_draws_its_trends_without_a_warning():
         warnings.simplefilter("error")
         page = render_weekly([run], now=run["started"] + 60)
     assert page.count('<img class="plot"') >= 2
+
+
+@pytest.mark.parametrize("title", ["Charge $x^$ failed", "Refund of $5 and $6 failed", "a lone $ sign"])
+def test_dollar_signs_in_drawn_text_stay_text(title):
+    """Incident titles and error types are data: matplotlib's mathtext once parsed them as formulas
+    and "Charge $x^$ failed" raised ValueError, taking the weekly page down (issue 14 item 5)."""
+    from paymon.reporting import charts
+
+    figure = charts.category_bars(["2026-12-01", "2026-12-02"], {title: [1, 2]}, {}, "firings",
+                                  f"Alerts that fired for real: {title}")
+    assert charts.png_bytes(figure).startswith(b"\x89PNG")
+    axes = figure.axes[0]
+    assert axes.get_title() == f"Alerts that fired for real: {title}"
+    assert not axes.title.get_parse_math()

@@ -11,6 +11,7 @@ pass over the results directory only reads text files).
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 from collections.abc import Sequence
@@ -40,6 +41,22 @@ COLOURS = {
 SERIES = ("#1565c0", "#6a1b9a", "#00838f", "#ef6c00", "#2e7d32", "#ad1457")
 
 
+def plain_text(draw):
+    """Draw with matplotlib's mathtext off: every text paymon draws (incident titles, error types,
+    endpoint names) is data, and a `$` in it ("Charge $x^$ failed") would otherwise be parsed as
+    a formula, or raise ValueError and take the whole page down with it. Text objects read the
+    setting when they are made, tick labels when the figure is drawn: wrap both."""
+
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        import matplotlib
+
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return draw(*args, **kwargs)
+
+    return wrapper
+
+
 def new_figure(width_in: float, height_in: float) -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -49,6 +66,7 @@ def new_figure(width_in: float, height_in: float) -> Figure:
     return figure
 
 
+@plain_text
 def png_bytes(figure: Figure) -> bytes:
     out = io.BytesIO()
     # No metadata: nothing but pixels leaves in the file.
@@ -63,6 +81,7 @@ def _ms(value: float | None) -> str:
 # --- latency histogram --------------------------------------------------------------------------------
 
 
+@plain_text
 def latency_histogram(report: LatencyReport, endpoint: str) -> Figure:
     """The samples on a log axis (latencies are right-skewed, and the budgets are often 100x the
     typical request), the warning and critical budgets, and the p95 with its confidence interval."""
@@ -123,6 +142,7 @@ def _log_bins(left: float, right: float, count: int) -> list[float]:
 # --- delivery timeline --------------------------------------------------------------------------------
 
 
+@plain_text
 def delivery_timeline(timeline: Timeline) -> Figure:
     """One row per step after firing (seen in Slack; incident created, assigned, notified), each at
     its seconds since firing, against the deadline; a step never seen is drawn at the right edge."""
@@ -190,6 +210,7 @@ def _shared_legend(figure: Figure) -> None:
                       fontsize=8, frameon=False)
 
 
+@plain_text
 def delivery_trend(series: dict[str, list[tuple[float, float | None]]], deadlines: dict[str, float]) -> Figure:
     """Per route, each run's delivery time against the route's deadline; a run that never saw
     its delivery is a cross on the deadline line."""
@@ -225,6 +246,7 @@ def delivery_trend(series: dict[str, list[tuple[float, float | None]]], deadline
     return figure
 
 
+@plain_text
 def p95_trend(series: dict[str, list[dict]]) -> Figure:
     """Per endpoint, each run's p95 with its confidence interval, under the warning and critical
     budgets (log scale: a healthy p95 is often far below its budget)."""
@@ -263,6 +285,7 @@ def p95_trend(series: dict[str, list[dict]]) -> Figure:
     return figure
 
 
+@plain_text
 def category_bars(days: list[str], counts: dict[str, list[int]], colours: dict[str, str],
                   ylabel: str, title: str) -> Figure:
     """Stacked bars per day, one colour per kind (failures by category, real alerts by alert)."""

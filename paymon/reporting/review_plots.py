@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from paymon.reporting.attachments import CSV, PNG, Attachment
-from paymon.reporting.charts import SERIES, category_bars, new_figure, png_bytes
+from paymon.reporting.charts import SERIES, category_bars, new_figure, plain_text, png_bytes
 from paymon.reporting.secrets import scrub
 from paymon.reviews import output
 
@@ -14,6 +14,7 @@ def _dates(epochs):
     return [datetime.fromtimestamp(e, tz=UTC) for e in epochs]
 
 
+@plain_text
 def backtest_figure(report):
     """Peak against threshold per replayed alert, with the would-be firings counted on the bar."""
     replayed = [a for a in report.alerts if a.replayed and a.threshold is not None]
@@ -34,6 +35,7 @@ def backtest_figure(report):
     return figure
 
 
+@plain_text
 def thresholds_figure(review):
     """Weekly p95 (with its interval) per budget against the warning and critical budgets."""
     count = max(1, len(review.budgets))
@@ -60,6 +62,7 @@ def thresholds_figure(review):
     return figure
 
 
+@plain_text
 def alerts_figure(review):
     figure = new_figure(10, 0.5 + 0.5 * max(1, len(review.alerts)))
     axes = figure.add_subplot()
@@ -80,6 +83,7 @@ def alerts_figure(review):
     return figure
 
 
+@plain_text
 def failures_figure(trend):
     days = [d[5:] for d in trend.days]
     return category_bars(days, trend.counts, {}, "failures", f"Payment failures by error type ({trend.query})")
