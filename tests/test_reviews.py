@@ -206,7 +206,7 @@ def test_bad_input_is_one_line_and_exit_2(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["backtest", "--days", "0"])
     assert exit_info.value.code == 2
-    assert "expected a positive number" in capsys.readouterr().err
+    assert "expected a finite positive number" in capsys.readouterr().err
 
 
 def test_live_without_a_token_says_which_variable(monkeypatch, capsys):

@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 
+from paymon.config.settings import api_deadline
 from paymon.errors import SettingsError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CHANGES = 0, 1, 2, 2
@@ -36,8 +37,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spec", default="monitoring.yaml", help="the expected setup (default: monitoring.yaml)")
     parser.add_argument("--delete-unknown", action="store_true",
                         help="also delete live alerts monitoring.yaml does not know (default: report them)")
-    parser.add_argument("--api-deadline", type=float, default=float(os.environ.get("PAYMON_API_DEADLINE", 30)),
-                        metavar="SECONDS", help="seconds one API call may keep retrying (default 30)")
+    parser.add_argument("--api-deadline", default=None, metavar="SECONDS", help="seconds one API call may keep retrying (default 30)")
 
 
 def _settings(spec):
@@ -87,7 +87,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     target, settings = _settings(spec)
-    with SentryWriteClient(settings, deadline=args.api_deadline) as client:
+    with SentryWriteClient(settings, deadline=api_deadline(args.api_deadline)) as client:
         result = _make_plan(args, client, target, spec)
     print(result.render())
     return EXIT_CHANGES if (args.detailed_exitcode and not result.empty) else EXIT_OK
@@ -101,7 +101,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     refuse_inside_pytest()
     spec = load_spec(args.spec)
     target, settings = _settings(spec)
-    with SentryWriteClient(settings, deadline=args.api_deadline) as client:
+    with SentryWriteClient(settings, deadline=api_deadline(args.api_deadline)) as client:
         require_write_scopes(client)
         result = _make_plan(args, client, target, spec)
         print(result.render())

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 from contextlib import contextmanager
 
@@ -48,8 +49,8 @@ def _positive(kind):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        if not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(f"expected a finite positive number, got {text!r}")
         return value
     return parse
 
@@ -63,18 +64,17 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=7, help="the sandbox history's seed (default 7)")
     parser.add_argument("--generation", choices=("legacy", "workflow", "both"), default="workflow",
                         help="the sandbox's alerting API generation (default: workflow)")
-    parser.add_argument("--api-deadline", type=_positive(float),
-                        default=float(os.environ.get("PAYMON_API_DEADLINE", "30")), metavar="SECONDS",
+    parser.add_argument("--api-deadline", default=None, metavar="SECONDS",
                         help="how long one API read may keep retrying 429/5xx (default 30)")
 
 
 def _run(args: argparse.Namespace, history_days: float, work, text, failed=lambda result: False) -> int:
-    from paymon.config.settings import redact
+    from paymon.config.settings import api_deadline, redact
     from paymon.config.spec import load_spec
 
     spec = load_spec(args.spec)
     with open_review_session(args.target, spec, history_days=int(max(7, history_days + 1)), seed=args.seed,
-                        deadline=args.api_deadline, generation=args.generation) as session:
+                        deadline=api_deadline(args.api_deadline), generation=args.generation) as session:
         result = work(session, spec)
         secrets = session.target.secrets()
     body = json.dumps(result.to_json(), indent=2, default=str) if args.json else text(result)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -55,6 +56,29 @@ def normalise_base_url(url: str) -> str:
             f"not {redact(url)!r}"
         )
     return url
+
+
+API_DEADLINE_ENV = "PAYMON_API_DEADLINE"
+DEFAULT_API_DEADLINE = 30.0
+
+
+def seconds_setting(text: str, name: str) -> float:
+    """A finite number of seconds > 0, or SettingsError naming the setting: `nan` or `inf` would
+    retry for ever, `abc` would crash at start-up."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name}={text!r}: expected a number of seconds > 0") from None
+    if not math.isfinite(value) or value <= 0:
+        raise SettingsError(f"{name}={text!r}: expected a finite number of seconds > 0")
+    return value
+
+
+def api_deadline(option: str | float | None, environ: Mapping[str, str] = os.environ) -> float:
+    """How long one API read may keep retrying: `--api-deadline`, else PAYMON_API_DEADLINE, else 30 s."""
+    if option is not None:
+        return seconds_setting(option, "--api-deadline")
+    return seconds_setting(environ.get(API_DEADLINE_ENV, str(DEFAULT_API_DEADLINE)), API_DEADLINE_ENV)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ path and what is wrong, e.g. ``monitoring.yaml: alerts[2].threshold: Input shoul
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -30,15 +31,20 @@ _UNIT_SECONDS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 
 
 
 def parse_duration(value: object) -> int:
-    """'5m' -> 300, '60s' -> 60, 90 -> 90 (plain numbers are seconds)."""
+    """'5m' -> 300, '60s' -> 60, 90 -> 90 (plain numbers are seconds). A duration is finite and at
+    least a second: `.inf` would wait for ever, `0m` would judge nothing."""
     if isinstance(value, bool):
         raise ValueError("expected a duration like 5m or 60s")
     if isinstance(value, (int, float)):
-        return int(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"expected a duration like 5m or 60s, got {value!r}")
-    return int(float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+        seconds = value
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"expected a duration like 5m or 60s, got {value!r}")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if not math.isfinite(seconds) or seconds < 1:
+        raise ValueError(f"expected a finite duration of at least 1s, like 5m or 60s, got {value!r}")
+    return int(seconds)
 
 
 Seconds = Annotated[int, BeforeValidator(parse_duration)]
@@ -49,7 +55,8 @@ Comparator = Literal[">", ">=", "<", "<="]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No inf/nan anywhere: a threshold of .nan compares false with everything, silently.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Recipient(_Model):
