@@ -22,6 +22,7 @@ from paymon.errors import AuthError, EndpointMissing, ServiceError, SettingsErro
 from paymon.config.settings import PagerDutySettings, redact
 
 _ACCEPT = "application/vnd.pagerduty+json;version=2"
+CLASSIC_PAGINATION_LIMIT = 10_000
 _backoff = tenacity.wait_exponential(multiplier=0.5, max=8.0) + tenacity.wait_random(0, 0.5)
 
 
@@ -146,7 +147,10 @@ class PagerDutyClient:
         return self.request("GET", path, params=params)
 
     def paginate(self, path: str, key: str, params: Mapping | None = None, limit: int = 100) -> Iterator[dict]:
-        """Every item of a classic offset/limit/more list."""
+        """Every item of a classic offset/limit/more list. PagerDuty serves at most offset + limit
+        <= 10,000 this way (developer.pagerduty.com/docs/pagination; pdpyras's iter_all stops there
+        too), so a list claiming `more` past that is
+        stopped with an error rather than followed for ever."""
         params = dict(params or {})
         offset = 0
         while True:
@@ -156,6 +160,9 @@ class PagerDutyClient:
             if not page.get("more") or not items:
                 return
             offset += len(items)
+            if offset >= CLASSIC_PAGINATION_LIMIT:
+                raise ServiceError(f"PagerDuty {path} still says more after {offset} items, the most classic "
+                                   "pagination serves: narrow the query")
 
     # --- readers -------------------------------------------------------------------------------------
 

@@ -19,6 +19,11 @@ from paymon.config.settings import SlackSettings, redact
 
 
 
+MAX_PAGES = 200
+"""At most this many pages of one list (200 x 200 channels or members; 20,000 messages of a channel's
+window): far beyond what paymon reads, well short of for ever."""
+
+
 class SlackRateLimited(TargetUnavailable):
     def __init__(self, message: str, retry_after: float):
         super().__init__(message)
@@ -89,35 +94,33 @@ class SlackReader:
     def auth(self) -> dict:
         return self._call("auth.test")
 
-    def channels(self) -> list[dict]:
-        channels, cursor = [], None
-        while True:
-            page = self._call("conversations.list", types="public_channel,private_channel",
-                              exclude_archived=False, limit=200, cursor=cursor)
-            channels += page.get("channels") or []
+    def _pages(self, method: str, key: str, *, until_no_more: bool = False, **params) -> list:
+        """Every item of a cursor-paginated method, within `MAX_PAGES` and never following a cursor
+        twice: a misbehaving answer (or proxy) must not turn a check into an endless loop."""
+        items, cursor, followed = [], None, set()
+        for _ in range(MAX_PAGES):
+            page = self._call(method, cursor=cursor, **params)
+            items += page.get(key) or []
             cursor = (page.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                return channels
+            if not cursor or (until_no_more and not page.get("has_more")):
+                return items
+            if cursor in followed:
+                raise ServiceError(f"Slack answered {method} with a cursor it had already given: stopped after "
+                                   f"{len(followed) + 1} pages instead of looping")
+            followed.add(cursor)
+        raise ServiceError(f"Slack's {method} did not end within {MAX_PAGES} pages: stopped")
+
+    def channels(self) -> list[dict]:
+        return self._pages("conversations.list", "channels", types="public_channel,private_channel",
+                           exclude_archived=False, limit=200)
 
     def channel_by_name(self, name: str) -> dict | None:
         return find_channel(self.channels(), name)
 
     def members(self, channel_id: str) -> list[str]:
-        members, cursor = [], None
-        while True:
-            page = self._call("conversations.members", channel=channel_id, limit=200, cursor=cursor)
-            members += page.get("members") or []
-            cursor = (page.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                return members
+        return self._pages("conversations.members", "members", channel=channel_id, limit=200)
 
     def history(self, channel_id: str, oldest: float) -> list[dict]:
         """Messages since `oldest` (epoch seconds), newest first; one call per page."""
-        messages, cursor = [], None
-        while True:
-            page = self._call("conversations.history", channel=channel_id, oldest=f"{oldest:.6f}",
-                              limit=100, cursor=cursor)
-            messages += page.get("messages") or []
-            cursor = (page.get("response_metadata") or {}).get("next_cursor")
-            if not cursor or not page.get("has_more"):
-                return messages
+        return self._pages("conversations.history", "messages", until_no_more=True, channel=channel_id,
+                           oldest=f"{oldest:.6f}", limit=100)
