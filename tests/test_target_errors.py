@@ -46,6 +46,7 @@ def test_serve_prints_one_json_line(served_sandbox):
     assert served_sandbox["base_url"].startswith("http://127.0.0.1:")
 
 
+@pytest.mark.wall_time  # --target live times the served app's real latency (120 requests at 25/s)
 def test_live_target_against_a_served_sandbox_passes(served_sandbox, run_suite):
     result = run_suite("--target=live", "--probe-samples=120", "--probe-rate=25", env=_live_env(served_sandbox))
     assert result.returncode == 0, result.output

@@ -29,18 +29,29 @@ SLACK_READ_SCOPES = "channels:read, groups:read, channels:history, groups:histor
 PAGERDUTY_DEFAULT_BASE_URL = "https://api.pagerduty.com"
 
 REDACTED = "[redacted]"
-# Sentry user/org tokens are recognisable by prefix; redact them even when paymon was not told the
-# value (e.g. a token pasted into monitoring.yaml or echoed back by a proxy).
-_TOKEN_PATTERN = re.compile(r"\bsntry[usa]_[A-Za-z0-9_=+/-]{8,}")
+# Tokens recognisable by their shape are redacted even when paymon was not told the value (a token
+# pasted into monitoring.yaml, echoed back by a proxy, or cut short by pytest's 240-character reprs:
+# the prefix and a few characters are enough).
+_TOKEN_PATTERN = re.compile(
+    r"\bsntry[usa]_[A-Za-z0-9_=+/-]{8,}"            # Sentry user, organisation and auth tokens
+    r"|\bxox[abeprs]-[A-Za-z0-9-]{4,}"              # Slack bot, user and app tokens
+    r"|\bxapp-[A-Za-z0-9-]{8,}"                     # Slack app-level tokens
+    r"|(?<![A-Za-z0-9])u\+[A-Za-z0-9_+-]{12,}"      # PagerDuty user API keys
+    r"|\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_.-]{10,}"  # JWTs: Lemon Squeezy API keys
+)
+# Credentials in a URL (`https://user:password@host`, a DSN's key): whatever the variable it came from.
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@'\"]+(?::[^/\s@'\"]*)?@")
 
 
 def redact(text: str, secrets: Iterable[str | SecretStr | None] = ()) -> str:
-    """`text` with every given secret, and anything shaped like a Sentry token, replaced."""
+    """`text` with every given secret, anything shaped like a Sentry, Slack, PagerDuty or Lemon
+    Squeezy token, and the credentials of any URL, replaced."""
     for secret in secrets:
         value = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
         # Very short values would redact ordinary words; real tokens are long.
         if value and len(value) >= 4:
             text = text.replace(value, REDACTED)
+    text = _URL_USERINFO.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
     return _TOKEN_PATTERN.sub(REDACTED, text)
 
 

@@ -19,8 +19,9 @@ from paymon.config.settings import PagerDutySettings, SentrySettings, SlackSetti
 class Target:
     name: str
     """"sandbox" or "live"."""
-    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    sandbox: dict | None = None
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
+    """Never in the repr: it is the whole environment, tokens included."""
+    sandbox: dict | None = field(default=None, repr=False)
     """What the sandbox server describes (base URL, tokens, DSN) when the target is the sandbox."""
     org: str | None = None
     project: str | None = None
@@ -62,7 +63,7 @@ class Target:
         """Every secret value this target knows, for redacting output."""
         values = [self.environ.get(k, "") for k in (
             "SENTRY_AUTH_TOKEN", "SENTRY_DSN", "SLACK_BOT_TOKEN", "PAGERDUTY_API_TOKEN",
-            "PAGERDUTY_ROUTING_KEY", "LEMONSQUEEZY_WEBHOOK_SECRET", "LEMONSQUEEZY_API_KEY")]
+            "PAGERDUTY_ROUTING_KEY", "LEMONSQUEEZY_WEBHOOK_SECRET", "LEMONSQUEEZY_API_KEY", "CRON_SECRET")]
         if self.sandbox is not None:
             values += [self.sandbox.get("token", ""), (self.sandbox.get("slack") or {}).get("token", ""),
                        (self.sandbox.get("pagerduty") or {}).get("token", "")]

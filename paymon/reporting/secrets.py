@@ -24,6 +24,8 @@ SECRET_VARIABLES = (
     "PAGERDUTY_ROUTING_KEY",
     "SENTRY_DSN",
     "LEMONSQUEEZY_WEBHOOK_SECRET",
+    "LEMONSQUEEZY_API_KEY",
+    "CRON_SECRET",
 )
 
 # Files above this size are not rewritten (Allure never writes such text files for paymon).
