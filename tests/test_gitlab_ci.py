@@ -1,9 +1,14 @@
 """`.gitlab-ci.yml` is valid GitLab CI (GitLab's own schema, vendored in check-jsonschema: no
 network) and says what the README promises: the gate blocks the deploy, the synthetic run is
-scheduled, the drill runs only when asked, the report keeps its history, secrets stay unprinted."""
+scheduled, the drill runs only when asked, the report keeps its history, secrets stay unprinted;
+and runs never interfere: the jobs that act on production run one at a time, only the drill job
+drills, and `pages` merges the histories it fetches run by run, one job at a time."""
 
 from __future__ import annotations
 
+import json
+import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -89,3 +94,126 @@ def test_no_job_prints_the_environment(ci):
     for forbidden in ("set -x", "printenv", "env |", "echo $SENTRY", "echo $SLACK", "echo $PAGERDUTY"):
         assert forbidden not in commands
     assert "CI_DEBUG_TRACE" not in ci["variables"]
+
+
+# --- runs that never interfere (issue 12, item 5) ----------------------------------------------------
+
+def _live_jobs(ci) -> dict[str, dict]:
+    """The jobs whose script runs paymon against the live services: they act on production."""
+    return {name: job for name, job in ci.items()
+            if isinstance(job, dict) and "--target live" in _script(job)}
+
+
+def test_jobs_that_act_on_production_share_one_resource_group(ci):
+    live = _live_jobs(ci)
+    assert set(live) == {"verify", "synthetic", "drill"}
+    groups = {job.get("resource_group") for job in live.values()}
+    assert groups == {"paymon-production"}, groups
+    # Only they: paymon's own tests and the report must not wait behind a production run.
+    others = {name for name, job in ci.items() if isinstance(job, dict) and job.get("resource_group") in groups}
+    assert others == set(live)
+
+
+def _pytest_command(job: dict) -> list[str]:
+    (line,) = [line.split("#")[0] for line in job["script"] if line.strip().startswith("pytest")]
+    return shlex.split(line)
+
+
+@pytest.mark.parametrize("job", ["verify", "synthetic"])
+def test_verify_and_synthetic_never_drill_whatever_paymon_drill_says(ci, job):
+    command = _pytest_command(ci[job])
+    assert "--no-drill" in command and "--drill" not in command
+    # What the job's own command line collects on a pipeline where PAYMON_DRILL=true: no drill check
+    # (the option wins over the variable). `-n auto` dropped: collection is the same on one process.
+    args = [a for a in command[1:] if a not in ("-n", "auto")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTRY_", "PAYMON_"))}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=",
+                           *args, "--collect-only", "-q"], cwd=CI_FILE.parent, capture_output=True, text=True,
+                          env={**env, "PAYMON_DRILL": "true"}, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    collected = [line for line in done.stdout.splitlines() if "::" in line]
+    assert any("test_delivery.py::test_pagerduty_delivery" in line for line in collected), done.stdout
+    assert not [line for line in collected if "test_drill" in line], done.stdout
+
+
+def test_the_drill_job_drills(ci):
+    assert "--drill" in _pytest_command(ci["drill"])
+
+
+def test_pages_runs_one_at_a_time_apart_from_production(ci):
+    pages = ci["pages"]
+    assert pages["resource_group"] == "paymon-pages"
+    assert pages["resource_group"] not in {job.get("resource_group") for job in _live_jobs(ci).values()}
+
+
+def _report_command(pages: dict) -> list[str]:
+    (line,) = [line for line in pages["script"] if "paymon report" in line]
+    return shlex.split(line)
+
+
+def test_pages_merges_every_fetched_history_instead_of_replacing_it(ci):
+    pages = ci["pages"]
+    script = _script(pages)
+    command = _report_command(pages)
+    merged = [command[i + 1] for i, arg in enumerate(command) if arg == "--merge-history"]
+    # Both places the history is fetched from are merged, and nothing is fetched into reports/ itself
+    # (where a fetched file would replace the history instead of joining it).
+    assert merged == ["previous/artifact", "previous/site"]
+    assert '--output "previous/artifact/$file"' in script and '--output "previous/site/$file"' in script
+    assert '"$CI_PAGES_URL/$file"' in script
+    assert "reports/$file" not in script
+    assert script.index("previous/site/$file") < script.index("paymon report")
+
+
+def _runs(*started: float) -> str:
+    return "".join(json.dumps({"started": s, "exit_code": 0, "criteria": []}) + "\n" for s in started)
+
+
+def test_two_pages_jobs_from_one_history_lose_no_run(ci, tmp_path, monkeypatch):
+    """Two pages jobs started from the same history H each published H + their own run (the race a
+    resource group prevents, and what a pipeline whose gate failed leaves: its run only on the site).
+    The next pages job, run with the CI file's own `paymon report` command line, keeps all of them."""
+    from paymon import cli
+    from paymon.reporting import allure_report
+
+    (tmp_path / "previous" / "artifact").mkdir(parents=True)
+    (tmp_path / "previous" / "site").mkdir(parents=True)
+    (tmp_path / "previous" / "artifact" / "runs.jsonl").write_text(_runs(1.0, 2.0, 3.5))  # H + run 3.5
+    (tmp_path / "previous" / "site" / "runs.jsonl").write_text(_runs(1.0, 2.0, 3.0))      # H + run 3.0
+    (tmp_path / "previous" / "artifact" / "history.jsonl").write_text('{"uuid":"a","timestamp":1}\n')
+    (tmp_path / "previous" / "site" / "history.jsonl").write_text(
+        '{"uuid":"a","timestamp":1}\n{"uuid":"b","timestamp":2}\n')
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "verdict.json").write_text(json.dumps({"started": 4.0, "exit_code": 1, "criteria": []}))
+
+    def fake_build_report(paths, name="", **_):  # Allure itself is not what is tested here
+        paths.output.mkdir(parents=True, exist_ok=True)
+        if paths.history.is_file():
+            (paths.output / "history.jsonl").write_text(paths.history.read_text())
+        return paths.output / "index.html"
+
+    monkeypatch.setattr(allure_report, "build_report", fake_build_report)
+    monkeypatch.chdir(tmp_path)
+    command = _report_command(ci["pages"])
+    assert command[0].endswith("paymon")
+    assert cli.main(command[1:]) == 0
+
+    published = [json.loads(line)["started"] for line in (tmp_path / "public" / "runs.jsonl").read_text().splitlines()]
+    assert published == [1.0, 2.0, 3.0, 3.5, 4.0]  # every run once, in order, this one last
+    history = [json.loads(line)["uuid"] for line in (tmp_path / "public" / "history.jsonl").read_text().splitlines()]
+    assert history == ["a", "b"]
+
+
+def test_a_history_that_is_not_json_lines_is_skipped_not_merged(tmp_path):
+    """A private Pages site answers the fetch with a sign-in page: it is no history, and nothing is lost."""
+    from paymon.reporting.allure_report import ReportPaths, merge_history
+
+    paths = ReportPaths.under(tmp_path / "reports")
+    paths.runs.parent.mkdir(parents=True)
+    paths.runs.write_text(_runs(1.0, 2.0))
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "runs.jsonl").write_text("<!DOCTYPE html>\n<html><body>Sign in</body></html>\n")
+    notes = merge_history(paths, [site, tmp_path / "missing"])
+    assert notes == [f"{site / 'runs.jsonl'}: not a history file (line 1 is not JSON): skipped"]
+    assert paths.runs.read_text() == _runs(1.0, 2.0)

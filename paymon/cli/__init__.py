@@ -109,12 +109,15 @@ def _reconciliation_text(result: dict) -> str:
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from paymon.reporting.allure_report import ReportPaths, build_report, record_run
+    from paymon.reporting.allure_report import ReportPaths, build_report, merge_history, record_run
     from paymon.reporting.weekly import write_weekly
 
     reports = Path(args.reports)
     paths = ReportPaths.under(reports, results=Path(args.results) if args.results else None,
                               output=Path(args.output) if args.output else None)
+    # Earlier published histories are merged run by run, never copied over: none loses a run.
+    for note in merge_history(paths, [Path(source) for source in args.merge_history]):
+        print(f"history: {note}", file=sys.stderr)
     record_run(paths)
     index = build_report(paths, name=args.name)
     # The weekly page and the run log go with the report, so Pages publishes (and CI carries) them.
@@ -176,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--results", metavar="DIR", help="Allure results (default: <reports>/allure-results)")
     report.add_argument("--output", metavar="DIR", help="the report (default: <reports>/allure-report)")
     report.add_argument("--name", default="paymon: payment monitoring", help="the report's title")
+    report.add_argument("--merge-history", action="append", default=[], metavar="DIR",
+                        help="a directory with an earlier runs.jsonl / history.jsonl (a published report, or where "
+                             "CI fetched them) to merge into <reports>, run by run, never replacing a run; repeatable")
     report.set_defaults(func=_cmd_report)
     from paymon.cli.probe import add_probe_parser
 

@@ -269,9 +269,40 @@ class PagerDutyDelivery(_Model):
     deadline: Seconds
 
 
+def delivery_grace(deadline_s: float) -> float:
+    """How long past a deadline the delivery watchers keep looking (paymon.delivery.endtoend.late_grace)."""
+    return max(2.0, min(30.0, deadline_s * 0.5))
+
+
 class DeliverySpec(_Model):
     slack: SlackDelivery
     pagerduty: PagerDutyDelivery | None = None
+    sweep_after: Seconds = 30 * 60
+    """The start-of-run sweep resolves a leftover test issue or incident of another run only once it
+    is this old: younger, it may be a run still in flight (paymon.delivery.cleanup)."""
+
+    @property
+    def longest_wait(self) -> float:
+        """The longest a run waits for one delivery: the latest deadline plus its grace."""
+        return _longest_wait(self.slack, self.pagerduty)
+
+    @field_validator("sweep_after")
+    @classmethod
+    def _sweep_outlives_a_run(cls, value: int, info) -> int:
+        # A run's test issues and incident stay open while it waits for them and then for the drill's
+        # deliveries: two waits. A sweep any sooner could resolve a run that is still waiting.
+        if "slack" not in info.data:
+            return value  # slack itself is invalid: that error is the one to show
+        floor = 2 * _longest_wait(info.data["slack"], info.data.get("pagerduty"))
+        if value <= floor:
+            raise ValueError(f"{value}s is too soon: it must be longer than two delivery waits "
+                             f"(2 x (deadline + grace) = {floor:g}s), or a run still in flight may be swept")
+        return value
+
+
+def _longest_wait(slack: SlackDelivery, pagerduty: PagerDutyDelivery | None) -> float:
+    deadlines = [slack.deadline] + ([pagerduty.deadline] if pagerduty else [])
+    return max(d + delivery_grace(d) for d in deadlines)
 
 
 class RunbookSpec(_Model):

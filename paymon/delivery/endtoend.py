@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
+from paymon.config.spec import delivery_grace
 from paymon.errors import TargetUnavailable
 from paymon.clients.slack import SlackRateLimited, SlackReader, contains
 
@@ -26,8 +27,9 @@ from paymon.clients.slack import SlackRateLimited, SlackReader, contains
 
 def late_grace(deadline_s: float) -> float:
     """A delivery stamped after the deadline is late, but the poller keeps looking a little past
-    it, so it can say "arrived after 64 s" instead of "not delivered"."""
-    return max(2.0, min(30.0, deadline_s * 0.5))
+    it, so it can say "arrived after 64 s" instead of "not delivered" (the grace is config's:
+    `delivery.sweep_after` is validated against it)."""
+    return delivery_grace(deadline_s)
 
 
 @dataclass

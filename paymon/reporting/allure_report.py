@@ -9,6 +9,10 @@ History: Allure 3 keeps the trend of earlier runs in one JSON-lines file (`histo
 Allure 2's `history/` directory. paymon keeps it at reports/history.jsonl and copies it into the
 report, so CI can carry it from the published report to the next run (.gitlab-ci.yml, `pages`).
 The run's verdict.json is appended to reports/runs.jsonl the same way, for the weekly page.
+
+Carried histories are merged, never replaced (`merge_history`, `paymon report --merge-history`):
+every run of every source is kept once, runs by their start stamp, Allure's entries by uuid. So two
+publishers that each started from an older copy lose nothing when the later one merges both.
 """
 
 from __future__ import annotations
@@ -88,15 +92,96 @@ def allure_config(paths: ReportPaths, name: str) -> dict:
     }
 
 
+def run_key(run: dict) -> str:
+    """A run's identity in runs.jsonl: its start stamp, which every verdict.json carries (the whole
+    line for one that lacks it)."""
+    started = run.get("started")
+    return f"started:{started!r}" if started is not None else json.dumps(run, sort_keys=True)
+
+
+def _history_key(entry: dict) -> str:
+    """An Allure 3 history entry's identity: its uuid (the whole line for one that lacks it)."""
+    uuid = entry.get("uuid")
+    return f"uuid:{uuid}" if uuid else json.dumps(entry, sort_keys=True)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The JSON objects of a JSON-lines file; ValueError naming the line when it is not one (for
+    example an HTML sign-in page fetched in place of a private Pages site's file)."""
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise ValueError(f"line {number} is not JSON") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"line {number} is not a JSON object")
+        records.append(record)
+    return records
+
+
+def _merge_file(target: Path, sources: Sequence[Path], key: Callable[[dict], str], when: str) -> list[str]:
+    """Merge `sources` into `target` (which counts as a source too): each record once, by `key`,
+    ordered by the `when` field (records without it keep their place, first). Returns one note per
+    source file: merged (with how many records it added) or skipped."""
+    merged: dict[str, dict] = {}
+    notes = []
+    added = 0
+    for number, path in enumerate([target, *sources]):
+        if not path.is_file():
+            continue
+        try:
+            records = read_jsonl(path)
+        except ValueError as exc:
+            if not number:  # the history itself: never overwritten with less
+                return [f"{path}: not a history file ({exc}): left as it is, nothing merged into it"]
+            notes.append(f"{path}: not a history file ({exc}): skipped")
+            continue
+        before = len(merged)
+        for record in records:
+            merged.setdefault(key(record), record)
+        if number:
+            added += len(merged) - before
+            notes.append(f"{path}: merged, {len(merged) - before} new of {len(records)}")
+    if not added:
+        return notes  # nothing new: the history stays as it is, byte for byte
+    def stamp(record: dict) -> tuple[bool, float]:
+        value = record.get(when)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return number, value if number else 0
+
+    ordered = sorted(merged.values(), key=stamp)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    partial.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in ordered), encoding="utf-8")
+    partial.replace(target)
+    return notes
+
+
+def merge_history(paths: ReportPaths, sources: Sequence[Path]) -> list[str]:
+    """Merge earlier published histories into paths.runs and paths.history, keeping every run.
+
+    Each source is a directory holding `runs.jsonl` and/or `history.jsonl` (a published report, or
+    where CI fetched them); a missing file is no history, a file that is not JSON lines is skipped
+    with a note. Returns one line per source file used or skipped, for the job's log."""
+    notes = []
+    for name, target, key, when in (("runs.jsonl", paths.runs, run_key, "started"),
+                                    ("history.jsonl", paths.history, _history_key, "timestamp")):
+        notes += _merge_file(target, [Path(source) / name for source in sources], key, when)
+    return notes
+
+
 def record_run(paths: ReportPaths) -> bool:
     """Append this run's verdict.json to runs.jsonl, once (a second `paymon report` of the same
-    run does not count it twice)."""
+    run, or a history that already holds it, does not count it twice)."""
     if not paths.verdict.is_file():
         return False
     run = json.loads(paths.verdict.read_text(encoding="utf-8"))
     if paths.runs.is_file():
         for line in paths.runs.read_text(encoding="utf-8").splitlines():
-            if line.strip() and json.loads(line).get("started") == run.get("started"):
+            if line.strip() and run_key(json.loads(line)) == run_key(run):
                 return False
     paths.runs.parent.mkdir(parents=True, exist_ok=True)
     with paths.runs.open("a", encoding="utf-8") as out:
