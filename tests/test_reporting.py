@@ -323,9 +323,29 @@ def test_report_refuses_to_overwrite_a_directory_that_is_not_a_report(tmp_path):
     elsewhere = tmp_path / "my-notes"
     elsewhere.mkdir()
     (elsewhere / "todo.txt").write_text("keep me")
-    with pytest.raises(ReportFailed, match="is not an Allure report"):
+    with pytest.raises(ReportFailed, match="is not a report paymon made"):
         build_report(ReportPaths.under(reports, output=elsewhere), command=["allure"], run=None)
     assert (elsewhere / "todo.txt").exists()
+
+
+@pytest.mark.parametrize("layout", ["a web root", "the current directory", "a previous report of someone else"])
+def test_report_replaces_only_a_directory_it_made(tmp_path, monkeypatch, capsys, layout):
+    """An index.html is not enough (issue 14 item 4): `--output .` or a web root would be deleted."""
+    from paymon import cli
+
+    reports = tmp_path / "reports"
+    (reports / "allure-results").mkdir(parents=True)
+    (reports / "allure-results" / "1-result.json").write_text("{}")
+    target = {"a web root": tmp_path / "www", "the current directory": tmp_path,
+              "a previous report of someone else": tmp_path / "allure-report"}[layout]
+    target.mkdir(exist_ok=True)
+    (target / "index.html").write_text("<html>keep me</html>")
+    (target / "data").mkdir(exist_ok=True)
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["report", "--reports", str(reports), "--output", "." if target == tmp_path else str(target)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and "is not a report paymon made" in err[0] and "Traceback" not in err[0]
+    assert (target / "index.html").read_text() == "<html>keep me</html>" and (target / "data").is_dir()
 
 
 def test_weekly_page_summarises_stored_runs():

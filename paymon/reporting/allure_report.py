@@ -189,16 +189,26 @@ def record_run(paths: ReportPaths) -> bool:
     return True
 
 
-def _clear_previous_report(output: Path) -> None:
+MARKER = ".paymon-report"
+"""Written into every report directory paymon makes: the only directories it will ever replace."""
+
+
+def _check_replaceable(output: Path) -> None:
     """Allure writes into the output directory without emptying it, and lifts its single plugin's
     directory to the top only when it is the only directory there: a previous report's `data/`
-    would leave this one in `awesome/` behind a stale index.html. History lives outside it."""
-    if not output.exists():
+    would leave this one in `awesome/` behind a stale index.html. So a previous report goes first,
+    but only one paymon made (its marker file): never `--output .`, a home directory or a web root
+    that happens to hold an index.html. Checked before anything else is done."""
+    if not output.exists() or (output.is_dir() and ((output / MARKER).is_file() or not any(output.iterdir()))):
         return
-    if output.is_dir() and ((output / "index.html").is_file() or not any(output.iterdir())):
+    raise ReportFailed(f"{output} is not a report paymon made (no {MARKER} in it): refusing to replace it; "
+                       "choose another --output, or empty it yourself")
+
+
+def _clear_previous_report(output: Path) -> None:
+    _check_replaceable(output)
+    if output.is_dir() and (output / MARKER).is_file():
         shutil.rmtree(output)
-        return
-    raise ReportFailed(f"{output} exists and is not an Allure report: choose another --output")
 
 
 def build_report(paths: ReportPaths, name: str = "paymon: payment monitoring", *,
@@ -206,6 +216,7 @@ def build_report(paths: ReportPaths, name: str = "paymon: payment monitoring", *
     """Generate the report into paths.output; returns the index.html."""
     if not paths.results.is_dir() or not any(paths.results.glob("*-result.json")):
         raise ReportFailed(f"no Allure results in {paths.results}: run `pytest` first")
+    _check_replaceable(paths.output)
     command = list(command) if command is not None else allure_command(run=run)
     _clear_previous_report(paths.output)
     paths.history.parent.mkdir(parents=True, exist_ok=True)
@@ -216,6 +227,8 @@ def build_report(paths: ReportPaths, name: str = "paymon: payment monitoring", *
     if done.returncode != 0:
         last = (done.stderr or done.stdout).strip().splitlines()[-1:] or [f"exit {done.returncode}"]
         raise ReportFailed(f"allure generate failed: {last[0]}")
+    (paths.output / MARKER).write_text("made by `paymon report`, which may replace this directory\n",
+                                       encoding="utf-8")
     # Publish the history with the report: the next CI run fetches it from there.
     if paths.history.is_file():
         shutil.copy2(paths.history, paths.output / "history.jsonl")
