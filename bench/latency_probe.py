@@ -3,14 +3,16 @@
     python bench/latency_probe.py [--rounds 5] [--per-round 60] [--rate 100]
 
 A trivial Starlette app runs in a separate process (so client and server do not share a GIL). Three
-senders time it through the same scheduler (paymon.probes.latency.measure), so only the sender differs:
+senders time it through the same scheduler (paymon.probes.latency.run_schedule, with one in-flight
+slot), so only the sender differs:
 
     raw       http.client, one keep-alive connection: the floor for a Python client
     probe     paymon's HttpSender over one httpx.Client (what `paymon probe` does)
     fresh     a new httpx.Client per request (connection set-up on every request)
 
 Rounds interleave the senders so drift on a noisy 2-core machine hits all three alike. Compare
-the ratios within one run, not absolute numbers across runs.
+the ratios within one run, not absolute numbers across runs. Open loop vs one request at a time
+against a slow endpoint: bench/probe_schedule.py.
 """
 
 from __future__ import annotations
@@ -119,7 +121,8 @@ def run_round(name: str, url: str, samples: int, rate: float) -> tuple[list[floa
               "fresh": lambda: FreshClientSender(target, rate)}[name]()
     try:
         cpu = time.process_time()
-        attempts, _ = run_schedule(sender, samples=samples, rate=rate, warmup=3)
+        # One slot: the raw sender has one connection, and the senders are compared one request at a time.
+        attempts, _ = run_schedule(sender, samples=samples, rate=rate, warmup=3, slots=1)
         cpu = (time.process_time() - cpu) / (samples + 3)
     finally:
         sender.close()

@@ -181,10 +181,10 @@ def run_probe_closed_loop(target: HttpTarget, seconds: float) -> dict:
     rate = 5000.0  # far above what one connection does: the schedule never waits
     with http_client(target, rate) as client:
         sender = HttpSender(client, target)
-        run_schedule(sender, samples=50, rate=rate, warmup=0)  # warm the connection and the server
+        run_schedule(sender, samples=50, rate=rate, warmup=0, slots=1)  # warm the connection and the server
         started, service = time.monotonic(), []
         while time.monotonic() - started < seconds:
-            attempts, _ = run_schedule(sender, samples=200, rate=rate, warmup=0)
+            attempts, _ = run_schedule(sender, samples=200, rate=rate, warmup=0, slots=1)  # closed loop, as wrk -c1
             service += [a.service_ms for a in attempts if a.outcome.ok]
     service.sort()
     return {"p50": percentile(service, 0.5), "p75": percentile(service, 0.75), "p90": percentile(service, 0.9),

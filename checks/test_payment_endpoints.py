@@ -2,9 +2,12 @@
 the app's webhook and test-mode behaviour (§1 Alerts 3 and 6, §7 "Confirm webhook processing
 working correctly").
 
-The probe (paymon.probes.latency) sends one request at a time on a fixed schedule and judges p95 with a
-95% confidence interval: critical fails, warning passes with a visible warning, and a run too small
-to decide fails as inconclusive, naming the samples that would settle it. Checkout probes create
+The probe (paymon.probes.latency) sends requests on a fixed open-loop schedule (each at its time,
+a few in flight at most) and judges p95 with a 95% confidence interval; `decide` turns the verdict
+into the outcome, as `paymon probe` does: critical fails, warning passes with a visible warning. A
+run too small to decide cannot check in the sandbox (which could have taken more samples); live,
+the probe is a canary of 20 requests that fails only on what it proves, so "inconclusive at n=20"
+passes with a visible warning naming the samples that would settle it. Checkout probes create
 live checkout objects (never opened or paid); the webhook probe re-sends the synthetic
 subscription's state, freshly signed each time (reference §3).
 """
@@ -26,15 +29,16 @@ from fixtures.app import (
     synthetic_webhook_body,
     webhook_headers,
 )
-from paymon.errors import SettingsError, TargetUnavailable
+from paymon.errors import PaymonError, SettingsError, TargetUnavailable
 from paymon.probes.latency import (
-    CRITICAL,
-    INCONCLUSIVE,
+    COULD_NOT_CHECK,
+    FAIL,
     WARNING,
     Budget,
+    Decision,
     HttpTarget,
-    http_client,
-    measure,
+    LatencyReport,
+    decide,
     probe_http,
 )
 from paymon.findings.production import alert_query, count, test_mode_findings, wait_for_events
@@ -60,7 +64,8 @@ INVALID_SIGNATURE = "Invalid webhook signature"  # the warning the app logs (gui
 
 
 class PaymentProbeWarning(UserWarning):
-    """A payment endpoint's p95 is above its warning budget (not yet critical)."""
+    """A payment endpoint's p95 is above its warning budget (not yet critical), or, live, the canary
+    could not tell ("inconclusive at n=20")."""
 
 
 def _json_target(payment_app, path: str) -> HttpTarget:
@@ -73,22 +78,24 @@ def _probe(budget_spec, payment_app):
     """One endpoint's run; SettingsError if the webhook probe lacks its secret or subscription."""
     budget = Budget.from_spec(budget_spec)
     path = budget_spec.transaction
-    modelled = payment_app.probe_clock()
+    schedule = {"samples": payment_app.samples, "rate": payment_app.rate, "max_in_flight": payment_app.max_in_flight,
+                "budget": budget, "modelled": payment_app.probe_clock()}
     if path != WEBHOOK:
-        return probe_http(_json_target(payment_app, path), samples=payment_app.samples, rate=payment_app.rate,
-                          budget=budget, modelled=modelled)
+        return probe_http(_json_target(payment_app, path), **schedule)
     secret, subscription = payment_app.require_secret(), payment_app.require_subscription()
     target = HttpTarget(payment_app.url(path), method="POST", timeout_s=TIMEOUT_S, headers=payment_app.headers)
-    timing = {"clock": modelled, "sleep": modelled.sleep} if modelled else {}
-    with http_client(target, payment_app.rate) as client:
-        return measure(SignedWebhookSender(client, target, secret, subscription, modelled), samples=payment_app.samples,
-                       rate=payment_app.rate, warmup=1, budget=budget, **timing)
+
+    def signed(client, template, modelled):  # a fresh, signed delivery per request
+        return SignedWebhookSender(client, template, secret, subscription, modelled)
+
+    return probe_http(target, warmup=1, sender=signed, **schedule)
 
 
 @pytest.fixture(scope="session")
 def p95_runs(request, payment_app) -> dict:
-    """Every selected endpoint probed at once, each on its own schedule (still one request in flight
-    per endpoint): the run takes as long as one endpoint's, not the sum. transaction -> Future."""
+    """Every selected endpoint probed at once, each on its own schedule and in-flight slots (at most
+    `max_in_flight` per endpoint): the run takes as long as one endpoint's, not the sum.
+    transaction -> Future."""
     budgets = {item.callspec.params["budget"].transaction: item.callspec.params["budget"]
                for item in request.session.items
                if getattr(item, "originalname", None) == "test_endpoint_p95" and hasattr(item, "callspec")}
@@ -117,19 +124,28 @@ def test_endpoint_p95(budget, payment_app, p95_runs, request, record_property):
                         ("p95_ci_low_ms", low), ("p95_ci_high_ms", high), ("rate_per_s", report.rate),
                         ("p95_verdict", report.verdict)):
         record_property(name, round(value, 3) if isinstance(value, float) else value)
+    # Live, the probe is a canary (a few requests, each a live object): it fails only on what it proves.
+    decision = decide(report, canary=payment_app.live)
+    record_property("p95_outcome", decision.outcome)
+    message = p95_message(budget, report, decision)
+    if decision.outcome == FAIL:
+        pytest.fail(message, pytrace=False)
+    if decision.outcome == COULD_NOT_CHECK:
+        could_not_check(request, PaymonError(message))
+    if decision.outcome == WARNING:
+        request.node.user_properties.append(("verdict", "warning"))
+        warnings.warn(PaymentProbeWarning(message), stacklevel=1)
+
+
+def p95_message(budget, report: LatencyReport, decision: Decision) -> str:
+    """`<headline>: <endpoint>: p95 ... against budget ...: <reason>`, why, how to settle it, notes."""
     summary = (f"{budget.transaction}: p95 {_ms(report.p95_ms)} (p50 {_ms(report.p50_ms)}, p99 {_ms(report.p99_ms)}, "
                f"{report.samples} samples at {report.rate:g}/s) against budget warning > {budget.warning:g} ms, "
                f"critical > {budget.critical:g} ms: {report.reason}")
+    why = f" ({decision.why})" if decision.why else ""
+    hint = f"; rerun with --probe-samples={report.samples_needed}" if report.samples_needed else ""
     notes = "".join(f"\n  note: {note}" for note in report.notes)  # not "- ": that marks a finding
-    if report.verdict == CRITICAL:
-        pytest.fail(f"critical: {summary}{notes}", pytrace=False)
-    if report.verdict == INCONCLUSIVE:
-        hint = (f"; rerun with --probe-samples={report.samples_needed}" if report.samples_needed else "")
-        live = " (live runs default to a few samples, which can only prove critical)" if payment_app.live else ""
-        pytest.fail(f"inconclusive: {summary}{hint}{live}{notes}", pytrace=False)
-    if report.verdict == WARNING:
-        request.node.user_properties.append(("verdict", "warning"))
-        warnings.warn(PaymentProbeWarning(f"warning: {summary}"), stacklevel=1)
+    return f"{decision.headline}: {summary}{why}{hint}{notes}"
 
 
 # --- webhook signature ---------------------------------------------------------------------------------

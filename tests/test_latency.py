@@ -1,8 +1,9 @@
 """paymon.probes.latency and `paymon probe`: percentiles, the order-statistic CI, verdicts, the schedule.
 
 Statistics are checked against brute-force exact arithmetic (fractions) and a seeded coverage
-simulation; the schedule runs on a fake clock, so nothing here waits for real time except the few
-CLI runs against a local uvicorn app.
+simulation; the open-loop schedule runs on a modelled clock (its timeline computed from each
+request's work) or, for the threaded timetable, on a fake clock, so nothing here waits for real
+time except a few thread tests and the CLI runs against a local uvicorn app.
 """
 
 from __future__ import annotations
@@ -27,18 +28,21 @@ from starlette.routing import Route
 
 from paymon import cli
 from paymon.probes.latency import (
-    CRITICAL, INCONCLUSIVE, OK, PASS, WARNING, Attempt, Budget, Outcome, binomial_table, default_edges,
-    estimate_samples_needed, histogram, judge, measure, min_samples_for_upper_bound, nearest_rank,
-    order_statistic_ranks, percentile, predicted_interval, run_schedule, summarize,
+    COULD_NOT_CHECK, CRITICAL, FAIL, INCONCLUSIVE, OK, PASS, WARNING, Attempt, Budget, ModelledClock, Outcome,
+    binomial_table, decide, default_edges, estimate_samples_needed, histogram, in_flight_slots, judge, measure,
+    min_samples_for_upper_bound, nearest_rank, order_statistic_ranks, peak_in_flight, percentile,
+    predicted_interval, run_schedule, summarize,
 )
 
 CHECKOUT = Budget(500, 1000, "checkout")
 REPO = Path(__file__).resolve().parent.parent
 
 
-# --- a clock that only moves when told -----------------------------------------------------------
+# --- clocks that only move when told -------------------------------------------------------------
 
 class FakeClock:
+    """The threaded timetable's clock: it moves only when the timetable sleeps."""
+
     def __init__(self) -> None:
         self.now = 0.0
         self.sleeps: list[float] = []
@@ -51,23 +55,24 @@ class FakeClock:
         self.now += seconds
 
 
-def synthetic_sender(clock: FakeClock, latencies_ms, outcomes=None):
-    """A `send` that takes the next latency off the list (advancing the fake clock) and returns an outcome."""
+def synthetic_sender(clock: ModelledClock, latencies_ms, outcomes=None):
+    """A `send` that takes the next latency off the list (as the modelled clock's work) and returns an outcome."""
     latencies = iter(latencies_ms)
     results = iter(outcomes) if outcomes is not None else None
 
     def send():
-        clock.now += next(latencies) / 1000
+        clock.served(next(latencies) / 1000)
         return next(results) if results is not None else OK
 
     return send
 
 
-def run_synthetic(latencies_ms, *, rate=10.0, warmup=0, budget=CHECKOUT, outcomes=None):
-    clock = FakeClock()
+def run_synthetic(latencies_ms, *, rate=10.0, warmup=0, budget=CHECKOUT, outcomes=None, slots=4):
+    """The open-loop schedule on a modelled clock: each request lasts exactly its latency."""
+    clock = ModelledClock()
     samples = len(latencies_ms) - warmup
     report = measure(synthetic_sender(clock, latencies_ms, outcomes), samples=samples, rate=rate, warmup=warmup,
-                     budget=budget, clock=clock, sleep=clock.sleep)
+                     slots=slots, budget=budget, modelled=clock)
     return report, clock
 
 
@@ -250,39 +255,189 @@ def test_p95_on_the_budget_never_settles():
     assert estimate_samples_needed(values, CHECKOUT, cap=10_000) is None
 
 
+# --- the decision: verdict x kind of run -> outcome ----------------------------------------------
+
+def _report_with(verdict: str):
+    """A report with that verdict against CHECKOUT (500 / 1000 ms), from fixed samples."""
+    latencies = {PASS: [100.0] * 100, WARNING: [700.0] * 100, CRITICAL: [1500.0] * 20,
+                 INCONCLUSIVE: [100.0] * 20}[verdict]
+    report = summarize(attempts_from(latencies), rate=1, budget=CHECKOUT)
+    assert report.verdict == verdict
+    return report
+
+
+@pytest.mark.parametrize("verdict, gate, canary", [
+    (PASS, PASS, PASS),
+    (WARNING, WARNING, WARNING),
+    (CRITICAL, FAIL, FAIL),
+    (INCONCLUSIVE, COULD_NOT_CHECK, WARNING),
+])
+def test_decision_table(verdict, gate, canary):
+    report = _report_with(verdict)
+    assert decide(report, canary=False).outcome == gate
+    assert decide(report, canary=True).outcome == canary
+
+
+def test_canary_inconclusive_is_a_warning_that_names_n_and_the_samples_needed():
+    report = _report_with(INCONCLUSIVE)
+    decision = decide(report, canary=True)
+    assert decision.headline == "inconclusive at n=20"
+    assert "fails only on what it proves" in decision.why
+    assert report.samples_needed == 72 and "about 72 samples in total would settle it" in report.reason
+    assert decide(report, canary=False).headline == INCONCLUSIVE
+
+
+def test_every_request_failed_fails_either_way():
+    failed = [Attempt(0.0, 0.0, 0.01, Outcome(ok=False, status=500))] * 5
+    report = summarize(failed, rate=1, budget=CHECKOUT)
+    for canary in (False, True):
+        assert decide(report, canary=canary).outcome == FAIL
+    assert decide(summarize(attempts_from([5.0] * 3), rate=1), canary=False).outcome == PASS  # no budget
+
+
 # --- the schedule --------------------------------------------------------------------------------
 
-def test_coordinated_omission_queued_requests_include_the_wait():
-    """10 ms schedule, 1 ms responses, one 1 s stall: the requests due during the stall count it."""
+def _schedule(latencies_ms, *, rate, slots):
+    clock = ModelledClock()
+    attempts, _ = run_schedule(synthetic_sender(clock, latencies_ms), samples=len(latencies_ms), rate=rate,
+                               slots=slots, modelled=clock)
+    return attempts
+
+
+def test_open_loop_a_slow_request_does_not_delay_the_next_send():
+    """10 ms schedule, 1 ms responses, one 1 s stall, 4 slots: every other request leaves on time
+    and takes its own 1 ms; the stall is charged to the slow request alone."""
     latencies = [1.0] * 300
     latencies[10] = 1000.0
-    clock = FakeClock()
-    attempts, _ = run_schedule(synthetic_sender(clock, latencies), samples=300, rate=100,
-                               clock=clock, sleep=clock.sleep)
+    attempts = _schedule(latencies, rate=100, slots=4)
+    assert attempts[10].latency_ms == pytest.approx(1000)
+    assert all(a.sent == a.intended and not a.queued for a in attempts)
+    assert [a.latency_ms for i, a in enumerate(attempts) if i != 10] == pytest.approx([1.0] * 299)
+    report = summarize(attempts, rate=100, slots=4)
+    assert report.p95_ms == pytest.approx(1.0) and report.max_ms == pytest.approx(1000)
+    assert report.slot_waits == 0 and report.late_sends == 0 and report.peak_in_flight == 2
+    assert not any("in-flight" in note for note in report.notes)
+
+
+def test_cap_reached_the_wait_counts_in_latency():
+    """The same stall with one slot (the old one-at-a-time probe): the requests due during the stall
+    wait for the slot, and each counts its wait (no coordinated omission)."""
+    latencies = [1.0] * 300
+    latencies[10] = 1000.0
+    attempts = _schedule(latencies, rate=100, slots=1)
     assert attempts[10].latency_ms == pytest.approx(1000)
     # request 10+j was due at 100+10j ms; it went out when its predecessor finished, at 1100+(j-1) ms
     for j in (1, 2, 50, 100):
+        assert attempts[10 + j].queued
         assert attempts[10 + j].latency_ms == pytest.approx(1000 - 9 * j, abs=1e-6)
         assert attempts[10 + j].service_ms == pytest.approx(1.0)
-    report = summarize(attempts, rate=100)
+    report = summarize(attempts, rate=100, slots=1)
     # p95 sees the queue that a closed-loop probe (timing from the actual send) would hide
     assert report.p95_ms > 500
     assert report.service_p95_ms == pytest.approx(1.0)
     # lag of request 10+j is 999 - 9j ms: late (> 1 ms) for j = 1..110
-    assert report.late_sends == 110
+    assert report.late_sends == 110 and report.slot_waits >= 110
+    assert report.max_slot_wait_ms == pytest.approx(990.0)
+    assert any("in-flight cap reached" in note and "all 1 in-flight slots busy" in note for note in report.notes)
 
 
-def test_schedule_sleeps_to_the_intended_times():
-    report, clock = run_synthetic([2.0] * 5, rate=10, budget=None)
-    assert clock.sleeps == pytest.approx([0.098] * 4)  # 100 ms interval minus 2 ms of work
-    assert report.max_send_lag_ms == 0 and report.late_sends == 0
-    assert report.utilisation == pytest.approx(0.02)
+def test_cap_reached_by_slow_requests_filling_every_slot():
+    """Two slots at 10/s; requests 0 and 1 take 1 s: request 2 (due at 200 ms) waits until request 0
+    is done at 1000 ms, request 3 (due at 300 ms) until request 2 is done; then the queue drains."""
+    latencies = [1000.0, 1000.0] + [10.0] * 20
+    attempts = _schedule(latencies, rate=10, slots=2)
+    assert [a.queued for a in attempts[:2]] == [False, False]
+    assert attempts[2].queued and attempts[2].sent == pytest.approx(1.0)
+    assert attempts[2].latency_ms == pytest.approx(800 + 10)  # its 800 ms wait counts
+    assert attempts[3].sent == pytest.approx(1.01) and attempts[3].latency_ms == pytest.approx(710 + 10)
+    assert not attempts[-1].queued and attempts[-1].latency_ms == pytest.approx(10.0)
+    report = summarize(attempts, rate=10, slots=2)
+    assert report.peak_in_flight == 2 and report.slot_waits > 0
+    assert report.max_slot_wait_ms == pytest.approx(800.0)
+    assert any("all 2 in-flight slots busy" in note for note in report.notes)
+
+
+def test_no_queueing_while_work_stays_under_slots_times_the_interval():
+    """4 slots at 10/s: work of 390 ms never waits for a slot; work of 450 ms piles up."""
+    under = _schedule([390.0] * 50, rate=10, slots=4)
+    assert not any(a.queued for a in under)
+    assert [a.latency_ms for a in under] == pytest.approx([390.0] * 50)
+    over = _schedule([450.0] * 50, rate=10, slots=4)
+    assert over[-1].queued and over[-1].latency_ms > over[10].latency_ms > 450
+
+
+def test_slots_are_sized_for_rate_times_critical_and_capped():
+    assert in_flight_slots(1, 0.5) == 1     # live PAYG create: 500 ms critical at 1/s
+    assert in_flight_slots(1, 1.0) == 2     # live checkout: one due as the other reaches critical
+    assert in_flight_slots(1, 2.0) == 3     # live webhook
+    assert in_flight_slots(25, 1.0, cap=32) == 26
+    assert in_flight_slots(25, 1.0) == 4    # the default cap
+    with pytest.raises(ValueError):
+        in_flight_slots(1, 1.0, cap=0)
+
+
+def test_peak_in_flight_does_not_count_back_to_back_requests_as_overlap():
+    back_to_back = [Attempt(0.0, 0.0, 1.0, OK), Attempt(1.0, 1.0, 2.0, OK)]
+    overlapping = back_to_back + [Attempt(0.5, 0.5, 1.5, OK)]
+    assert peak_in_flight(back_to_back) == 1 and peak_in_flight(overlapping) == 2
+
+
+def test_threaded_timetable_sleeps_to_the_intended_times():
+    """On the wall-clock path the timetable sleeps to each due time, however long sends take."""
+    clock = FakeClock()
+    attempts, interrupted = run_schedule(lambda: OK, samples=5, rate=10, clock=clock, sleep=clock.sleep)
+    assert clock.sleeps == pytest.approx([0.1] * 4) and not interrupted
+    assert [a.intended for a in attempts] == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+
+
+def test_threaded_slow_request_does_not_hold_back_the_next():
+    """Request 0 does not return until request 2 has been sent: one request at a time would never
+    get there (the wait below is a deadlock guard, not a time limit)."""
+    third_sent = threading.Event()
+    calls = 0
+    lock = threading.Lock()
+
+    def send():
+        nonlocal calls
+        with lock:
+            calls += 1
+            mine = calls
+        if mine == 1:
+            assert third_sent.wait(60), "request 2 was never sent while request 0 was in flight"
+        if mine == 3:
+            third_sent.set()
+
+    attempts, _ = run_schedule(send, samples=4, rate=200, slots=4)
+    assert third_sent.is_set()
+    assert attempts[0].done >= attempts[2].sent and peak_in_flight(attempts) >= 2
+
+
+@pytest.mark.wall_time  # a machine too loaded to wake the timetable within 30 ms would see no queue
+def test_threaded_cap_makes_the_request_wait_and_counts_it():
+    """One slot at 100/s, 30 ms requests: each waits for the slot, and the wait is in its latency."""
+    attempts, _ = run_schedule(lambda: time.sleep(0.03), samples=3, rate=100, slots=1)
+    assert not attempts[0].queued and attempts[1].queued and attempts[2].queued
+    for before, after in zip(attempts, attempts[1:]):
+        assert after.sent >= before.done  # one slot: never two in flight
+        assert after.latency_ms == pytest.approx(after.lag_ms + after.service_ms)
+    report = summarize(attempts, rate=100, slots=1)
+    assert report.slot_waits == 2 and any("in-flight cap reached" in note for note in report.notes)
+
+
+def test_threaded_send_failure_stops_the_run_and_is_raised():
+    from paymon.probes.latency import ProbeUnreachable
+
+    def send():
+        raise ProbeUnreachable("http://app.invalid/x: ConnectError")
+
+    with pytest.raises(ProbeUnreachable, match="ConnectError"):
+        run_schedule(send, samples=50, rate=1000, slots=2)
 
 
 def test_warmup_is_discarded_and_does_not_delay_the_schedule():
     latencies = [900.0, 700.0] + [10.0] * 50
     report, _ = run_synthetic(latencies, rate=10, warmup=2, budget=None)
-    assert report.warmup_ms == pytest.approx([900.0, 700.0 + 800.0])  # 2nd was due at 100 ms, sent at 900
+    assert report.warmup_ms == pytest.approx([900.0, 700.0])  # open loop: the 2nd went out at 100 ms, on time
     assert report.samples == 50
     assert report.max_ms == pytest.approx(10.0)  # the schedule restarted: no queue from the cold start
 
@@ -310,7 +465,7 @@ def test_errors_are_counted_and_timeouts_are_censored_samples():
 
 
 def test_ctrl_c_keeps_what_was_measured():
-    clock = FakeClock()
+    clock = ModelledClock()
     calls = 0
 
     def send():
@@ -318,9 +473,9 @@ def test_ctrl_c_keeps_what_was_measured():
         calls += 1
         if calls == 4:
             raise KeyboardInterrupt
-        clock.now += 0.001
+        clock.served(0.001)
 
-    report = measure(send, samples=10, rate=10, clock=clock, sleep=clock.sleep)
+    report = measure(send, samples=10, rate=10, modelled=clock)
     assert report.interrupted and report.samples == 3
 
 
@@ -340,7 +495,7 @@ def test_json_has_the_documented_keys():
     report, _ = run_synthetic([100.0] * 30, rate=10)
     data = json.loads(json.dumps(report.to_json(), allow_nan=False))
     for key in ("p50_ms", "p95_ms", "p99_ms", "p95_ci_ms", "samples", "errors", "verdict", "reason",
-                "samples_needed"):
+                "samples_needed", "in_flight_slots", "peak_in_flight", "slot_waits", "max_slot_wait_ms"):
         assert key in data
     assert data["p95_ci_ms"] == [100.0, None]
     assert data["verdict"] == INCONCLUSIVE and data["samples_needed"] == 72
@@ -384,7 +539,7 @@ def app_url():
     sock.close()
 
 
-@pytest.mark.wall_time  # 75 requests at 250/s, one at a time: a loaded machine queues them past 250 ms
+@pytest.mark.wall_time  # 75 requests at 250/s (4 in flight at most): a loaded machine can push them past 250 ms
 def test_cli_pass_table(app_url, capsys):
     code = cli.main(["probe", f"{app_url}/timed", "--samples", "75", "--rate", "250",
                            "--warning", "250", "--critical", "500"])
@@ -431,6 +586,18 @@ def test_cli_inconclusive_is_could_not_check(app_url, capsys):
     out = capsys.readouterr().out
     assert code == 3
     assert "INCONCLUSIVE" in out and "to settle" in out
+    assert "COULD NOT CHECK (inconclusive: judged as a gate, where not enough evidence is not a pass)" in out
+
+
+def test_cli_canary_inconclusive_is_a_warning(app_url, capsys):
+    """--canary judges as the live checks do: the same 5 samples pass with a warning (exit 0)."""
+    code = cli.main(["probe", f"{app_url}/timed", "--samples", "5", "--rate", "200", "--canary", "--json",
+                     "--budget", "/api/checkout/pro", "--spec", str(REPO / "monitoring.yaml")])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert data["verdict"] == INCONCLUSIVE and data["outcome"] == WARNING and data["canary"] is True
+    assert data["outcome_reason"].startswith("inconclusive at n=5: judged as a canary, which fails only on what")
+    assert data["samples_needed"] == 72 and data["in_flight_slots"] == 4
 
 
 # --- modelled latency: the sandbox app reports its work, the probe times on it ---------------------
@@ -458,9 +625,9 @@ def _modelled_transport(work_ms):
     return httpx.MockTransport(handler)
 
 
-def test_modelled_probe_queues_and_judges_exactly_as_the_model_says():
-    """One request at a time at 10/s: work of 50 ms never queues; a single 350 ms request makes the
-    next five wait 250, 200, 150, 100 and 50 ms (latency counts from the intended send time)."""
+def test_modelled_open_loop_gives_exactly_the_models_latencies():
+    """Open loop at 10/s with critical 400 ms (5 slots, capped at 4): a 350 ms request holds no one
+    up, so every latency is exactly the work the app reported."""
     from paymon.probes.latency import Budget, HttpTarget, ModelledClock, probe_http
 
     work = [50.0] * 3 + [350.0] + [50.0] * 96
@@ -468,9 +635,59 @@ def test_modelled_probe_queues_and_judges_exactly_as_the_model_says():
     report = probe_http(HttpTarget("http://app.invalid/x", method="POST"), samples=99, rate=10, warmup=1,
                         budget=Budget(warning_ms=100, critical_ms=400), modelled=clock,
                         transport=_modelled_transport(work))
+    assert report.slots == 4 and report.slot_waits == 0 and report.peak_in_flight == 2
+    assert report.sorted_ms == pytest.approx(sorted(work[1:]))
+    assert report.p95_ms == pytest.approx(50.0)
+    assert clock() == pytest.approx(sum(work) / 1000)  # the modelled work of the run, not the wall's time
+
+
+def test_modelled_probe_with_one_slot_queues_exactly_as_the_model_says():
+    """The cap at one slot (the old one-at-a-time probe) at 10/s: a single 350 ms request makes the
+    next five wait 250, 200, 150, 100 and 50 ms (latency counts from the intended send time)."""
+    from paymon.probes.latency import Budget, HttpTarget, ModelledClock, probe_http
+
+    work = [50.0] * 3 + [350.0] + [50.0] * 96
+    report = probe_http(HttpTarget("http://app.invalid/x", method="POST"), samples=99, rate=10, warmup=1,
+                        budget=Budget(warning_ms=100, critical_ms=400), max_in_flight=1,
+                        modelled=ModelledClock(), transport=_modelled_transport(work))
     assert report.sorted_ms[-7:] == pytest.approx([50.0, 100.0, 150.0, 200.0, 250.0, 300.0, 350.0])
     assert report.p95_ms == pytest.approx(150.0)
-    assert clock() == pytest.approx(0.05 + 98 * 0.1 + 0.05)  # the modelled time of the run, not the wall's
+    assert report.slot_waits == 5 and report.max_slot_wait_ms == pytest.approx(250.0)
+
+
+def test_a_sender_that_builds_each_request_sends_each_one_once_from_concurrent_slots():
+    """The signed-webhook sender builds each request anew (a fresh signed body); with several
+    requests in flight each must send its own body, never another thread's."""
+    import dataclasses
+
+    import httpx
+
+    from paymon.probes.latency import HttpSender, HttpTarget, http_client
+
+    bodies, lock = [], threading.Lock()
+
+    def handler(request):
+        with lock:
+            bodies.append(request.content)
+        return httpx.Response(200)
+
+    class NumberedSender(HttpSender):
+        def __init__(self, client, target):
+            super().__init__(client, target)
+            self.count = 0
+
+        def request_target(self):
+            with lock:
+                self.count += 1
+                number = self.count
+            time.sleep(0.005)  # let the other slots build theirs in between
+            return dataclasses.replace(self.target, body=str(number).encode())
+
+    target = HttpTarget("http://app.invalid/hook", method="POST", body=b"template")
+    with http_client(target, 400, transport=httpx.MockTransport(handler), connections=4) as client:
+        report = measure(NumberedSender(client, target), samples=40, rate=400, slots=4)
+    assert report.samples == 40 and report.peak_in_flight >= 1
+    assert sorted(bodies, key=int) == [str(n).encode() for n in range(1, 41)]
 
 
 def test_modelled_probe_without_server_timing_cannot_check():

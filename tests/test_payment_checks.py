@@ -9,6 +9,7 @@ one case (marked wall_time) keeps an app that really sleeps, with budgets scaled
 from __future__ import annotations
 
 import copy
+import json
 import re
 
 import pytest
@@ -67,10 +68,10 @@ def test_slow_checkout_fails_naming_endpoint_p95_and_budget(run_suite):
 
 
 def test_warning_latency_passes_with_a_visible_warning(run_suite):
-    # At the live rate (1/s): the probe sends one request at a time, so 600 ms of work at the
-    # sandbox's 25/s would queue; two modelled minutes cost no wall time.
+    # At the sandbox's 25/s: 600 ms of work keeps ~15 requests in flight, which the open-loop
+    # probe's 26 slots (25/s x 1000 ms critical, + 1) carry without queueing.
     world = _world(latency_ms={"default": {"p50": 3, "p95": 6}, PAYG: {"p50": 600, "p95": 750}})
-    run = run_suite(f"{CHECKS}::test_endpoint_p95[{PAYG}]", "--probe-rate=1", world=world)
+    run = run_suite(f"{CHECKS}::test_endpoint_p95[{PAYG}]", world=world)
     assert run.returncode == 0, run.output
     assert run.passed == {f"test_endpoint_p95[{PAYG}]"}
     assert "PaymentProbeWarning" in run.output
@@ -95,10 +96,79 @@ def test_slow_checkout_fails_on_the_wall_clock_too(run_suite, scaled_spec):
 
 
 def test_too_few_samples_is_inconclusive_and_says_how_many(run_suite):
+    """The sandbox could take any number of samples: too few cannot check (the run fails)."""
     run = run_suite(f"{CHECKS}::test_endpoint_p95[{PAYG}]", "--probe-samples=10", "--probe-rate=100")
     message = run.failures[f"test_endpoint_p95[{PAYG}]"]
-    assert "inconclusive" in message and "no upper bound for p95 from 10 samples" in message
+    assert "could not check: inconclusive" in message and "no upper bound for p95 from 10 samples" in message
     assert "--probe-samples=" in message
+
+
+def test_live_canary_warns_when_it_cannot_tell_and_fails_on_what_it_proves(run_suite, scaled_spec):
+    """`--target live` at the live sample size (20) against an app that really takes 50 ms: against
+    the real budget (critical 1000 ms) 20 samples prove nothing, so the check passes with a visible
+    warning naming n and the samples that would settle it; against a budget it provably breaks
+    (critical 40 ms) the canary fails."""
+    from paymon.sandbox.server import SandboxServer
+
+    world = _world(latency_ms={"default": {"p50": 3, "p95": 6}, PRO: 50})
+    with SandboxServer(world) as server:  # latency_mode "wait", as a served sandbox and the real app
+        env = {"PAYMON_APP_URL": server.describe()["app"]["base_url"]}
+        check = f"{CHECKS}::test_endpoint_p95[{PRO}]"
+        unsure = run_suite(check, "--target=live", "--probe-rate=20", env=env)
+        proven = run_suite(check, "--target=live", "--probe-rate=20", scaled_spec({PRO: (10, 40)}), env=env)
+    assert unsure.returncode == 0, unsure.output
+    assert unsure.passed == {f"test_endpoint_p95[{PRO}]"} and "PaymentProbeWarning" in unsure.output
+    warning = re.search(rf"inconclusive at n=20: {re.escape(PRO)}: p95 .*", unsure.output)
+    assert warning, unsure.output
+    assert "samples in total would settle it" in warning.group(0) and "--probe-samples=" in warning.group(0)
+    assert proven.returncode == 1, proven.output
+    message = proven.failures[f"test_endpoint_p95[{PRO}]"]
+    assert "Failed: critical: " in message and "p95 > critical 40 ms with 95% confidence" in message
+
+
+@pytest.mark.parametrize("live", [False, True], ids=["sandbox-gate", "live-canary"])
+@pytest.mark.parametrize("latencies_ms", [[100.0] * 100, [700.0] * 100, [1500.0] * 20, [100.0] * 20, []],
+                         ids=["pass", "warning", "critical", "inconclusive", "every-request-failed"])
+def test_probe_cli_and_check_agree_on_the_same_samples(latencies_ms, live, monkeypatch, capsys):
+    """The same samples judged by `paymon probe` (with --canary for live) and by test_endpoint_p95
+    (against that target kind) give the same outcome: the exit code and the check's result."""
+    import warnings
+    from concurrent.futures import Future
+    from types import SimpleNamespace
+
+    from checks.test_payment_endpoints import PaymentProbeWarning, test_endpoint_p95
+    from fixtures.app import AppSettings
+    from paymon import cli
+    from paymon.config.spec import load_spec
+    from paymon.probes.latency import OK, Attempt, Budget, Outcome, summarize
+
+    budget = next(b for b in load_spec(REPO / "monitoring.yaml").performance.budgets if b.transaction == PRO)
+    attempts = [Attempt(i, i, i + ms / 1000, OK) for i, ms in enumerate(latencies_ms)] or \
+        [Attempt(0, 0, 0.01, Outcome(ok=False, status=500))] * 20
+    report = summarize(attempts, rate=1, budget=Budget.from_spec(budget))
+
+    monkeypatch.setattr("paymon.cli.probe.probe_http", lambda *args, **kwargs: report)
+    code = cli.main(["probe", "http://app.invalid" + PRO, "--method", "POST", "--budget", PRO,
+                     "--spec", str(REPO / "monitoring.yaml"), "--json", *(["--canary"] if live else [])])
+    cli_outcome = json.loads(capsys.readouterr().out)["outcome"]
+
+    request = SimpleNamespace(node=SimpleNamespace(user_properties=[]))
+    app = AppSettings("http://app.invalid", live, 20, 1.0)
+    done = Future()
+    done.set_result(report)
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        try:
+            test_endpoint_p95(budget, app, {PRO: done}, request, lambda name, value: None)
+            failed = False
+        except pytest.fail.Exception:
+            failed = True
+    verdicts = {value for name, value in request.node.user_properties if name == "verdict"}
+    check_outcome = ("could not check" if "could not check" in verdicts else "fail" if failed
+                     else "warning" if "warning" in verdicts else "pass")
+    assert check_outcome == cli_outcome
+    assert code == {"pass": 0, "warning": 0, "fail": 1, "could not check": 3}[check_outcome]
+    assert any(isinstance(w.message, PaymentProbeWarning) for w in warned) == (check_outcome == "warning")
 
 
 def test_broken_signature_check_and_test_mode_fail_their_checks(run_suite):

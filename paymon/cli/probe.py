@@ -1,16 +1,22 @@
 """`paymon probe URL`: time an endpoint on a fixed schedule and judge its p95 against a budget.
 
     paymon probe https://app.example/api/checkout/pro --method POST --body @checkout.json \\
-        --header "Cookie: session=..." --samples 100 --rate 1 --warning 500 --critical 1000
+        --header "Cookie: session=..." --samples 20 --rate 1 --warning 500 --critical 1000 --canary
 
 The budget comes from --warning/--critical, or from monitoring.yaml with --budget NAME-OR-TRANSACTION.
-Method, statistics and verdict rules: paymon/probes/latency.py. Against production, mind the reference's §3:
-every checkout POST creates a live checkout, so keep N small and the rate at or below 1/s; with under
-72 samples p95 can only be shown to be *above* a budget, never below it.
+Requests are sent open loop (each at its time, whatever earlier ones are doing), at most
+--max-in-flight at once. Method, statistics and verdict rules: paymon/probes/latency.py. Against
+production, mind the reference's §3: every checkout POST creates a live checkout, so keep N small
+and the rate at or below 1/s; with under 72 samples p95 can only be shown to be *above* a budget,
+never below it, so judge such a run with --canary.
 
-Exit codes: 0 pass or warning (or no budget), 1 critical (or every request failed), 2 bad input,
-3 could not check: the target could not be reached, or the verdict is inconclusive (a gate must not
-read "not enough evidence" as a pass).
+The verdict becomes the outcome exactly as in `pytest` (paymon.probes.latency.decide): a gate (the
+default, as the sandbox suite judges) or, with --canary, as `pytest --target live` judges its probes.
+
+Exit codes: 0 pass or warning (or no budget; with --canary also inconclusive, printed as a warning
+with the samples that would settle it), 1 critical (or every request failed), 2 bad input,
+3 could not check: the target could not be reached, or, without --canary, the verdict is
+inconclusive (a gate must not read "not enough evidence" as a pass).
 """
 
 from __future__ import annotations
@@ -23,17 +29,31 @@ from pathlib import Path
 
 from paymon import __version__
 from paymon.errors import ConfigError, PaymonError, TargetUnavailable
-from paymon.probes.latency import CRITICAL, INCONCLUSIVE, Attempt, Budget, HttpTarget, LatencyReport, probe_http
+from paymon.probes.latency import (
+    COULD_NOT_CHECK,
+    DEFAULT_MAX_IN_FLIGHT,
+    FAIL,
+    PASS,
+    WARNING,
+    Attempt,
+    Budget,
+    Decision,
+    HttpTarget,
+    LatencyReport,
+    decide,
+    probe_http,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_COULD_NOT_CHECK = 0, 1, 2, 3
-EXIT_FOR_VERDICT = {CRITICAL: EXIT_FAILED, INCONCLUSIVE: EXIT_COULD_NOT_CHECK}  # others: EXIT_OK
+EXIT_FOR_OUTCOME = {PASS: EXIT_OK, WARNING: EXIT_OK, FAIL: EXIT_FAILED, COULD_NOT_CHECK: EXIT_COULD_NOT_CHECK}
 
 
 def add_probe_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register `probe` on paymon's subcommands; its func returns the exit code."""
     parser = subparsers.add_parser(
         "probe", help="time an endpoint's latency on a fixed schedule and judge its p95",
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=__doc__.split("\n\n")[0], epilog="\n\n".join(__doc__.split("\n\n")[1:]).rstrip(),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("url", help="http(s) URL to time")
     parser.add_argument("--method", type=str.upper, choices=("GET", "POST"), default="GET")
     parser.add_argument("--body", metavar="JSON|@FILE",
@@ -41,6 +61,9 @@ def add_probe_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     parser.add_argument("--header", action="append", default=[], metavar="K:V", help="extra header; repeatable")
     parser.add_argument("--samples", type=_positive_int, default=100, help="measured requests (default 100)")
     parser.add_argument("--rate", type=_positive_float, default=1.0, help="requests per second (default 1)")
+    parser.add_argument("--max-in-flight", type=_positive_int, default=DEFAULT_MAX_IN_FLIGHT, metavar="K",
+                        help=f"requests in flight at most (default {DEFAULT_MAX_IN_FLIGHT}); fewer are used when "
+                             "rate x critical budget needs fewer")
     parser.add_argument("--warmup", type=_non_negative_int, default=1,
                         help="requests sent first and reported, not counted (default 1: connection set-up)")
     parser.add_argument("--warning", type=_positive_float, metavar="MS", help="p95 warning budget in ms")
@@ -51,6 +74,9 @@ def add_probe_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
                         help="per-request timeout in s (default 10); a timeout counts at its latency")
     parser.add_argument("--expect-status", type=int, action="append", default=[], metavar="CODE",
                         help="statuses that count as success instead of any 2xx; repeatable")
+    parser.add_argument("--canary", action="store_true",
+                        help="judge as the live checks do: fail only on a proven critical; an inconclusive "
+                             "result is a warning (exit 0) naming the samples that would settle it")
     parser.add_argument("--json", action="store_true", help="print the statistics as JSON")
     parser.set_defaults(func=cmd_probe)
     return parser
@@ -62,17 +88,20 @@ def cmd_probe(args: argparse.Namespace) -> int:
         target = target_from_args(args)
         budget = budget_from_args(args)
         report = probe_http(target, samples=args.samples, rate=args.rate, warmup=args.warmup, budget=budget,
-                            on_attempt=_progress(args.samples + args.warmup))
+                            max_in_flight=args.max_in_flight, on_attempt=_progress(args.samples + args.warmup))
     except ConfigError as exc:
         return _fail(EXIT_BAD_INPUT, str(exc))
     except TargetUnavailable as exc:
         return _fail(EXIT_COULD_NOT_CHECK, f"could not reach {exc}")
     except PaymonError as exc:
         return _fail(EXIT_FAILED, str(exc))
-    print(json.dumps(report.to_json(), indent=2) if args.json else format_report(report, target))
-    if report.samples == 0:
-        return EXIT_FAILED
-    return EXIT_FOR_VERDICT.get(report.verdict, EXIT_OK)
+    decision = decide(report, canary=args.canary)
+    if args.json:
+        print(json.dumps({**report.to_json(), "outcome": decision.outcome, "canary": args.canary,
+                          "outcome_reason": _outcome_text(decision)}, indent=2))
+    else:
+        print(format_report(report, target, decision))
+    return EXIT_FOR_OUTCOME[decision.outcome]
 
 
 def _fail(code: int, message: str) -> int:
@@ -217,7 +246,11 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} ms"
 
 
-def format_report(report: LatencyReport, target: HttpTarget) -> str:
+def _outcome_text(decision: Decision) -> str:
+    return decision.headline + (f": {decision.why}" if decision.why else "")
+
+
+def format_report(report: LatencyReport, target: HttpTarget, decision: Decision | None = None) -> str:
     low, high = report.p95_ci_ms
     rank_low, rank_high = report.p95_ci_ranks
     rows = [
@@ -225,8 +258,9 @@ def format_report(report: LatencyReport, target: HttpTarget) -> str:
         ("samples", f"{report.samples} measured, {report.errors} failed"
                     + (f" ({report.timeouts} timeouts, counted as samples)" if report.timeouts else "")),
         ("warm-up", ", ".join(_ms(x) for x in report.warmup_ms) + " (not counted)" if report.warmup_ms else "none"),
-        ("schedule", f"{report.rate:g}/s; max send lag {report.max_send_lag_ms:.1f} ms, {report.late_sends} late"
-                     + (f"; utilisation {report.utilisation:.2f}" if report.utilisation is not None else "")),
+        ("schedule", f"{report.rate:g}/s open loop, {report.slots or '?'} in-flight slots (peak "
+                     f"{report.peak_in_flight}, {report.slot_waits} waited for one); max send lag "
+                     f"{report.max_send_lag_ms:.1f} ms, {report.late_sends} late"),
         ("p50", _ms(report.p50_ms)),
         ("p95", f"{_ms(report.p95_ms)}   {report.confidence:.0%} CI [{_ms(low)}, "
                 f"{'unbounded' if high is None else _ms(high)}]"
@@ -241,6 +275,8 @@ def format_report(report: LatencyReport, target: HttpTarget) -> str:
                                + (f" ({report.budget.name})" if report.budget.name else "")))
     verdict = (report.verdict or "no verdict").upper()
     rows.append(("verdict", f"{verdict}: {report.reason}"))
+    if decision is not None:
+        rows.append(("outcome", f"{decision.outcome.upper()} ({_outcome_text(decision)})"))
     more = report.more_samples_time_s()
     if report.samples_needed is not None and more is not None:
         rows.append(("to settle", f"~{report.samples_needed} samples ({report.samples_needed - report.samples} more, "

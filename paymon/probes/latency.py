@@ -4,26 +4,40 @@ The guide (§2) sets p95 budgets per payment endpoint (checkout: warning > 500 m
 webhook > 1000 / > 2000; PAYG create > 300 / > 500). A handful of timings cannot prove a p95; this
 module says what the samples do prove, and how many more would settle the rest.
 
-Schedule and coordinated omission
-    Request i is *intended* at t0 + i/rate. The probe sends one request at a time: it sleeps until
-    the intended time, or sends at once if it is already late because an earlier request was slow.
-    Every latency is measured from the intended send time, not the actual one, so a stall is
-    charged to every request that had to wait for it, as it would be for users arriving on their own
-    schedule (no coordinated omission; wrk2's correction). Why sequential and not a thread pool:
-      * production safety: at most one request is in flight, so a struggling service never gets
-        extra load from the probe, and every checkout POST creates a live object (reference §3);
-      * the queued lateness is exact and deterministic (an injectable clock makes it testable),
-        whereas a pool on a 2-core machine would add its own thread-scheduling jitter to the data;
-      * the cost: the correction models a service that handles one request at a time, so for a
-        concurrent service the queued latencies err high (pessimistic, never optimistic); and if the
-        mean service time approaches the interval the backlog grows with the run. The report gives
-        the utilisation (mean service time / interval) and a note when it is above 0.5.
-    The schedule restarts after the warm-up, so a cold start is reported but not charged to the
-    first measured requests. Against a server whose latency is a model it reports rather than a wait
-    (the sandbox's app in `latency_mode: report`), `ModelledClock` replaces the wall clock: it moves
-    when the probe sleeps and by each response's `Server-Timing: app;dur=` (W3C Server Timing), so
-    the same schedule, queueing and verdict run in no wall time and whatever the machine's load. One httpx.Client is reused (a new one per request costs a TCP, maybe
-    TLS, handshake, ~20 ms locally); its keep-alive expiry is stretched beyond the interval.
+Schedule and coordinated omission (open loop)
+    Request i is *intended* at t0 + i/rate and is sent then, whatever earlier requests are doing:
+    the schedule is open-loop, as k6's constant-arrival-rate executor is, so a slow response does
+    not hold back the next send and the probe measures the endpoint, not its own queue. (The probe
+    used to send one request at a time on one connection: once the service time neared the
+    interval, every later request waited behind its predecessors, and a loopback server with a true
+    p95 of 48 ms probed at 50/s read 1,377 ms; bench/probe_schedule.py measures both.)
+      * In-flight slots, like k6's pre-allocated VUs: threads sharing one httpx.Client, one
+        keep-alive connection each. `in_flight_slots` sizes them so that no request lasting at most
+        the critical budget ever waits for one (the requests in flight when request i is due were
+        all due in the last `critical` seconds: floor(rate x critical) of them, plus i), or the
+        timeout without a budget; capped by `max_in_flight`, small by default (4) because every
+        probe request is real load on production and every checkout POST creates a live object
+        (reference §3). At the live rate of 1/s the budgets need 1 to 3 slots (critical 0.5 to 2 s).
+      * If every slot is busy when a request is due, it waits for one, and the wait counts: every
+        latency is measured from the intended send time, not the actual one, so a stall is charged
+        to each request that had to wait behind it, as it would be for users arriving on their own
+        schedule (no coordinated omission; wrk2's correction). That happens only behind requests
+        slower than critical (or than the cap allows); it errs high, never low, and a note says how
+        many requests waited and for how long.
+      * Threads rather than asyncio: the senders (HttpSender, the signed-webhook sender) stay plain
+        blocking callables, testable with any clock. A thread's wake-up adds tens of microseconds
+        to its send, which is counted as send lag; the report gives the peak number in flight.
+    The schedule restarts once the warm-up's requests are done, so a cold start is reported but not
+    charged to the first measured requests. Against a server whose latency is a model it reports
+    rather than a wait (the sandbox's app in `latency_mode: report`), `ModelledClock` replaces the
+    wall clock: it moves only by each response's `Server-Timing: app;dur=` (W3C Server Timing). The
+    requests then run one after another in wall time and the schedule is computed instead of
+    waited: request i is sent at max(intended, when the first slot is free) and done its reported
+    work later. With k slots and every request's work under k intervals nothing waits, so the
+    latencies are exactly the model's; beyond that the queueing is exactly the open-loop probe's,
+    in no wall time and whatever the machine's load. One httpx.Client is shared by the slots (a new
+    one per request costs a TCP, maybe TLS, handshake, ~20 ms locally); its keep-alive expiry is
+    stretched beyond the interval.
 
 Samples and errors
     A sample is a measured request that returned an expected status (default: any 2xx) or timed
@@ -54,6 +68,20 @@ Verdict per budget (warning W, critical C; budgets are "p95 > W", "p95 > C"), on
     inconclusive  otherwise: too few samples for the needed bound, or the interval straddles W or C.
     Each verdict is implied by the 95% interval, so it is wrong with probability <= 2.5% (one side).
 
+What a run does with the verdict (`decide`: the checks and `paymon probe` both ask it)
+    verdict        gate (sandbox; `paymon probe`)   canary (live; `paymon probe --canary`)
+    pass           pass                             pass
+    warning        warning                          warning
+    critical       fail                             fail
+    inconclusive   could not check                  warning: "inconclusive at n=20", with the
+                                                    samples that would settle it
+    no samples     fail (every request failed)      fail
+    A canary is the live probe: a few requests a run (each checkout POST is a live object), which
+    can prove "critical" but, below 72 samples, never "within budget"; so it fails only on what it
+    proves. The primary evidence for a live budget is Sentry's own p95 of production transactions.
+    A gate that can take as many samples as it likes (the sandbox) has no excuse for too few: not
+    enough evidence is not a pass. "could not check" is the run verdict's word (exit code 3).
+
 Samples needed (for inconclusive)
     Plug-in estimate: take the observed distribution as the truth, with its quantile function
     interpolated linearly between order statistics at plotting positions k/(m+1). For a candidate n
@@ -67,9 +95,13 @@ Samples needed (for inconclusive)
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
+import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_all
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -90,10 +122,14 @@ DEFAULT_CONFIDENCE = 0.95
 SAMPLES_NEEDED_CAP = 1_000_000
 # Binomial terms below this fraction of the mode's are dropped; the mass beyond is < 1e-18.
 _NEGLIGIBLE_TERM = 1e-22
-# Utilisation above which the one-at-a-time correction starts to measure the probe's own queue.
-_UTILISATION_NOTE = 0.5
+# Requests in flight at most per probed endpoint, unless told otherwise: a probe is a canary, not a
+# load test (reference §3). With k slots, only requests slower than k intervals ever wait for one.
+DEFAULT_MAX_IN_FLIGHT = 4
 
 PASS, WARNING, CRITICAL, INCONCLUSIVE = "pass", "warning", "critical", "inconclusive"
+# What a run does with a verdict (`decide`); pass and warning are spelt as above. The run verdict's
+# words (paymon.reporting.verdict), so a check and `paymon probe` report alike.
+FAIL, COULD_NOT_CHECK = "fail", "could not check"
 
 
 # --- percentiles ---------------------------------------------------------------------------------
@@ -407,10 +443,12 @@ class Attempt:
     done: float
     outcome: Outcome
     warmup: bool = False
+    queued: bool = False
+    """Every in-flight slot was busy when it was due: it waited for one, and the wait is in its latency."""
 
     @property
     def latency_ms(self) -> float:
-        """From the intended send time: includes waiting behind a slow predecessor."""
+        """From the intended send time: includes any wait for a free slot."""
         return (self.done - self.intended) * 1000
 
     @property
@@ -423,38 +461,121 @@ class Attempt:
         return max(0.0, (self.sent - self.intended) * 1000)
 
 
-def run_schedule(send: Callable[[], Outcome | None], *, samples: int, rate: float, warmup: int = 0,
-                 clock: Clock = time.perf_counter, sleep: Sleeper = time.sleep,
-                 on_attempt: Callable[[Attempt], None] | None = None) -> tuple[list[Attempt], bool]:
-    """Send warmup + samples requests, one at a time, due every 1/rate s; (attempts, interrupted).
+Send = Callable[[], "Outcome | None"]
 
-    `send` returns an Outcome (None means OK). Ctrl-C stops the run and keeps what was measured.
+
+def in_flight_slots(rate: float, longest_s: float, cap: int = DEFAULT_MAX_IN_FLIGHT) -> int:
+    """Slots enough that no request lasting at most `longest_s` waits for one, capped.
+
+    The requests still in flight when request i is due were due less than `longest_s` before it:
+    at most floor(rate x longest_s) of them, plus i itself."""
+    if cap < 1 or not rate > 0 or longest_s < 0:
+        raise ValueError("need cap >= 1, rate > 0 and longest_s >= 0")
+    return max(1, min(cap, math.floor(rate * longest_s) + 1))
+
+
+def run_schedule(send: Send, *, samples: int, rate: float, warmup: int = 0, slots: int = DEFAULT_MAX_IN_FLIGHT,
+                 clock: Clock = time.perf_counter, sleep: Sleeper = time.sleep, modelled: Clock | None = None,
+                 on_attempt: Callable[[Attempt], None] | None = None) -> tuple[list[Attempt], bool]:
+    """Send warmup + samples requests due every 1/rate s, open loop, at most `slots` in flight;
+    (attempts in schedule order, interrupted).
+
+    `send` returns an Outcome (None means OK); on the wall clock it is called from `slots` threads at
+    once. With `modelled`, a clock that moves only by each request's own (reported) work such as
+    `ModelledClock`, the requests run one at a time and the schedule is computed, not waited.
+    Ctrl-C stops the run and keeps what was measured; an exception from `send` stops it and is raised.
     """
-    if samples < 1 or warmup < 0 or not rate > 0:
-        raise ValueError("need samples >= 1, warmup >= 0 and rate > 0")
-    interval = 1.0 / rate
+    if samples < 1 or warmup < 0 or not rate > 0 or slots < 1:
+        raise ValueError("need samples >= 1, warmup >= 0, rate > 0 and slots >= 1")
+    phases = ((True, warmup), (False, samples))
+    if modelled is not None:
+        return _run_modelled(send, phases, 1.0 / rate, slots, modelled, on_attempt)
+    return _run_on_threads(send, phases, 1.0 / rate, slots, clock, sleep, on_attempt)
+
+
+# A slot freed this close to a request's due time freed in time: float noise of the computed timeline.
+_SAME_INSTANT_S = 1e-9
+
+
+def _run_modelled(send: Send, phases, interval: float, slots: int, modelled: Clock,
+                  on_attempt) -> tuple[list[Attempt], bool]:
+    """The open-loop schedule on a timeline computed from each request's work (read off `modelled`)."""
     attempts: list[Attempt] = []
+    start = 0.0
     try:
-        for is_warmup, count in ((True, warmup), (False, samples)):
-            start = clock()  # the schedule restarts after warm-up: a cold start is not queued onto samples
+        for is_warmup, count in phases:
+            free_at = [start] * slots  # a heap: when each slot is next free
             for i in range(count):
-                attempt = _send_at(send, start + i * interval, clock, sleep, is_warmup)
+                intended = start + i * interval
+                slot_free = heapq.heappop(free_at)
+                sent = max(intended, slot_free)
+                before = modelled()
+                outcome = send() or OK
+                done = sent + (modelled() - before)
+                heapq.heappush(free_at, done)
+                queued = slot_free - intended > _SAME_INSTANT_S
+                attempt = Attempt(intended, sent, done, outcome, is_warmup, queued)
                 attempts.append(attempt)
                 if on_attempt:
                     on_attempt(attempt)
+            start = max([start, *(a.done for a in attempts)])  # the warm-up is over when its last request is
     except KeyboardInterrupt:
         return attempts, True
     return attempts, False
 
 
-def _send_at(send: Callable[[], Outcome | None], intended: float, clock: Clock, sleep: Sleeper,
-             warmup: bool) -> Attempt:
-    delay = intended - clock()
-    if delay > 0:
-        sleep(delay)  # late? send at once: the lateness is part of this request's latency
-    sent = clock()
-    outcome = send() or OK
-    return Attempt(intended, sent, clock(), outcome, warmup)
+def _run_on_threads(send: Send, phases, interval: float, slots: int, clock: Clock, sleep: Sleeper,
+                    on_attempt) -> tuple[list[Attempt], bool]:
+    """The open-loop schedule in real time: this thread keeps the timetable, `slots` workers send."""
+    free = threading.BoundedSemaphore(slots)
+    lock = threading.Lock()
+    attempts: list[Attempt] = []
+    failures: list[BaseException] = []
+
+    def request(intended: float, queued: bool, is_warmup: bool) -> None:
+        try:
+            sent = clock()
+            outcome = send() or OK
+            attempt = Attempt(intended, sent, clock(), outcome, is_warmup, queued)
+            with lock:
+                attempts.append(attempt)
+                if on_attempt:
+                    on_attempt(attempt)
+        except BaseException as exc:  # ProbeUnreachable, or a bug: the timetable stops and raises it
+            with lock:
+                failures.append(exc)
+        finally:
+            free.release()
+
+    pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="paymon-probe-send")
+    interrupted = False
+    try:
+        for is_warmup, count in phases:
+            start, pending = clock(), []
+            for i in range(count):
+                intended = start + i * interval
+                delay = intended - clock()
+                if delay > 0:
+                    sleep(delay)
+                queued = not free.acquire(blocking=False)
+                if queued:
+                    free.acquire()  # the cap: wait, and let the wait count in this request's latency
+                if failures:
+                    free.release()
+                    break
+                pending.append(pool.submit(request, intended, queued, is_warmup))
+            wait_all(pending)  # the warm-up ends before the schedule restarts; the samples end the run
+            if failures:
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        # Interrupted: return at once; requests still in flight end with the client (or their timeout).
+        pool.shutdown(wait=not interrupted, cancel_futures=True)
+    if failures:
+        raise failures[0]
+    with lock:
+        return sorted(attempts, key=lambda a: a.intended), interrupted
 
 
 # --- the report ----------------------------------------------------------------------------------
@@ -487,6 +608,12 @@ class LatencyReport:
     verdict: str | None
     reason: str
     samples_needed: int | None
+    slots: int | None = None
+    """In-flight slots the schedule had (None: not told)."""
+    peak_in_flight: int = 0
+    slot_waits: int = 0
+    """Measured requests that found every slot busy and waited for one (the wait is in their latency)."""
+    max_slot_wait_ms: float = 0.0
     interrupted: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -522,6 +649,10 @@ class LatencyReport:
             "max_send_lag_ms": _round(self.max_send_lag_ms),
             "late_sends": self.late_sends,
             "utilisation": None if self.utilisation is None else round(self.utilisation, 4),
+            "in_flight_slots": self.slots,
+            "peak_in_flight": self.peak_in_flight,
+            "slot_waits": self.slot_waits,
+            "max_slot_wait_ms": _round(self.max_slot_wait_ms),
             "budget": None if self.budget is None else {
                 "name": self.budget.name, "warning_ms": self.budget.warning_ms, "critical_ms": self.budget.critical_ms},
             "verdict": self.verdict,
@@ -545,7 +676,8 @@ _LATE_MS = 1.0
 
 
 def summarize(attempts: Sequence[Attempt], *, rate: float, budget: Budget | None = None,
-              confidence: float = DEFAULT_CONFIDENCE, interrupted: bool = False) -> LatencyReport:
+              confidence: float = DEFAULT_CONFIDENCE, interrupted: bool = False,
+              slots: int | None = None) -> LatencyReport:
     """Statistics, confidence interval and verdict over the measured (non-warm-up) attempts."""
     measured = [a for a in attempts if not a.warmup]
     timed = sorted((a.latency_ms, a.outcome.timed_out) for a in measured if a.outcome.is_sample)
@@ -557,6 +689,7 @@ def summarize(attempts: Sequence[Attempt], *, rate: float, budget: Budget | None
     high = values[ranks.upper - 1] if upper_known else None
     errors = Counter(a.outcome.error_kind for a in measured if not a.outcome.ok)
     services = [a.service_ms for a in measured]
+    slot_waits = [a.lag_ms for a in measured if a.queued]
     verdict, reason, needed = _verdict(values, low, high, budget, confidence)
     report = LatencyReport(
         rate=rate,
@@ -578,11 +711,16 @@ def summarize(attempts: Sequence[Attempt], *, rate: float, budget: Budget | None
         service_p95_ms=percentile(sorted(services), 0.95) if services else None,
         max_send_lag_ms=max((a.lag_ms for a in measured), default=0.0),
         late_sends=sum(a.lag_ms > _LATE_MS for a in measured),
+        # mean service time x arrival rate: the mean number of requests in flight (Little's law)
         utilisation=(math.fsum(services) / len(services)) * rate / 1000 if services else None,
         budget=budget,
         verdict=verdict,
         reason=reason,
         samples_needed=needed,
+        slots=slots,
+        peak_in_flight=peak_in_flight(measured),
+        slot_waits=len(slot_waits),
+        max_slot_wait_ms=max(slot_waits, default=0.0),
         interrupted=interrupted,
     )
     report.notes.extend(_notes(report, first_censored))
@@ -604,6 +742,16 @@ def _verdict(values: list[float], low: float | None, high: float | None, budget:
     return verdict, reason, needed
 
 
+def peak_in_flight(attempts: Sequence[Attempt]) -> int:
+    """Most requests in flight at once ([sent, done) each; one ending as another starts is not overlap)."""
+    events = sorted([(a.sent, 1) for a in attempts] + [(a.done, -1) for a in attempts])  # ends sort first
+    peak = current = 0
+    for _, step in events:
+        current += step
+        peak = max(peak, current)
+    return peak
+
+
 def _notes(report: LatencyReport, first_censored: int | None) -> list[str]:
     notes = []
     if report.timeouts:
@@ -612,9 +760,11 @@ def _notes(report: LatencyReport, first_censored: int | None) -> list[str]:
         for label, q in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99)):
             if first_censored is not None and nearest_rank(report.samples, q) >= first_censored:
                 notes.append(f"{label} falls on or above a timed-out request: it is a lower bound")
-    if report.utilisation is not None and report.utilisation > _UTILISATION_NOTE:
-        notes.append(f"utilisation {report.utilisation:.2f}: requests take more than half the interval, so "
-                     "queueing behind the probe's own requests inflates latencies; lower the rate")
+    if report.slot_waits:
+        slots = f"all {report.slots} in-flight slots" if report.slots else "every in-flight slot"
+        notes.append(f"in-flight cap reached: {report.slot_waits} request(s) found {slots} busy and waited up "
+                     f"to {report.max_slot_wait_ms:.1f} ms; the wait is in their latency (it errs high), "
+                     "so raise the cap or lower the rate to time the endpoint alone")
     if report.errors:
         notes.append(f"{report.errors} failed request(s) are not latency samples: "
                      + ", ".join(f"{kind} x{count}" for kind, count in sorted(report.errors_by_kind.items())))
@@ -623,14 +773,46 @@ def _notes(report: LatencyReport, first_censored: int | None) -> list[str]:
     return notes
 
 
-def measure(send: Callable[[], Outcome | None], *, samples: int, rate: float, warmup: int = 0,
+# --- what a run does with the verdict ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Decision:
+    """A run's outcome for one probed endpoint: PASS, WARNING, FAIL or COULD_NOT_CHECK."""
+
+    outcome: str
+    headline: str
+    """What the message starts with: "critical", "warning", "pass", "inconclusive at n=20", ..."""
+    why: str = ""
+    """Why this outcome for this kind of run, when the verdict alone does not say."""
+
+
+def decide(report: LatencyReport, *, canary: bool) -> Decision:
+    """The one place a verdict becomes pass / warning / fail / could not check (table in the module
+    docstring). `canary`: a live probe of a few requests, which fails only on what it proves."""
+    if report.samples == 0:
+        return Decision(FAIL, "no samples", "every request failed")
+    if report.verdict is None:
+        return Decision(PASS, "no budget")
+    if report.verdict == CRITICAL:
+        return Decision(FAIL, CRITICAL)
+    if report.verdict in (PASS, WARNING):
+        return Decision(report.verdict, report.verdict)
+    # The report's reason already says how many samples would settle it.
+    if canary:
+        return Decision(WARNING, f"inconclusive at n={report.samples}",
+                        "judged as a canary, which fails only on what it proves: p95 above critical")
+    return Decision(COULD_NOT_CHECK, INCONCLUSIVE, "judged as a gate, where not enough evidence is not a pass")
+
+
+def measure(send: Send, *, samples: int, rate: float, warmup: int = 0, slots: int = DEFAULT_MAX_IN_FLIGHT,
             budget: Budget | None = None, confidence: float = DEFAULT_CONFIDENCE,
-            clock: Clock = time.perf_counter, sleep: Sleeper = time.sleep,
+            clock: Clock = time.perf_counter, sleep: Sleeper = time.sleep, modelled: Clock | None = None,
             on_attempt: Callable[[Attempt], None] | None = None) -> LatencyReport:
     """Run `send` on the schedule and summarize. The seam for tests: any callable, any clock."""
-    attempts, interrupted = run_schedule(send, samples=samples, rate=rate, warmup=warmup,
-                                         clock=clock, sleep=sleep, on_attempt=on_attempt)
-    return summarize(attempts, rate=rate, budget=budget, confidence=confidence, interrupted=interrupted)
+    attempts, interrupted = run_schedule(send, samples=samples, rate=rate, warmup=warmup, slots=slots, clock=clock,
+                                         sleep=sleep, modelled=modelled, on_attempt=on_attempt)
+    return summarize(attempts, rate=rate, budget=budget, confidence=confidence, interrupted=interrupted,
+                     slots=slots)
 
 
 # --- HTTP ----------------------------------------------------------------------------------------
@@ -638,9 +820,11 @@ def measure(send: Callable[[], Outcome | None], *, samples: int, rate: float, wa
 class ModelledClock:
     """The probe's clock against a server that reports its modelled work instead of doing it.
 
-    It reads 0 at the start and moves only when the schedule sleeps or a response says how long it
-    took (`Server-Timing: app;dur=<ms>`): the run's queueing is then exactly that of the model, one
-    request at a time, and costs only the requests' round trips in wall time. One per schedule."""
+    It reads 0 at the start and moves only by what the responses say they took (`Server-Timing:
+    app;dur=<ms>`; `sleep` moves it too): given as `modelled` to the schedule, it makes the schedule
+    computed rather than waited, each request lasting exactly its reported work, so the run's
+    latencies and queueing are exactly the model's and cost only the round trips in wall time. One
+    per schedule."""
 
     def __init__(self) -> None:
         self._now = 0.0
@@ -689,7 +873,11 @@ class HttpTarget:
 
 
 class HttpSender:
-    """Callable that sends the target's request on a shared client and classifies the result."""
+    """Callable that sends the target's request on a shared client and classifies the result.
+
+    The open-loop schedule calls it from several threads at once (httpx.Client is thread-safe), so
+    a request is built per call (`request_target`; the signed-webhook sender signs a fresh body
+    there) and nothing about it is stored on the shared sender."""
 
     def __init__(self, client: httpx.Client, target: HttpTarget, modelled: ModelledClock | None = None):
         self.client = client
@@ -698,39 +886,44 @@ class HttpSender:
         """Set: the server's reported work is the request's duration (see `ModelledClock`)."""
         self.reached = False  # until something answers, a connection failure means "unreachable"
 
+    def request_target(self) -> HttpTarget:
+        """The request this call sends: the target itself, unless a subclass makes each one anew."""
+        return self.target
+
     def __call__(self) -> Outcome:
         import httpx
 
+        target = self.request_target()
         try:
-            response = self.client.request(self.target.method, self.target.url, headers=self.target.headers,
-                                           content=self.target.body)
+            response = self.client.request(target.method, target.url, headers=target.headers, content=target.body)
         except httpx.TimeoutException as exc:
             if not self.reached and isinstance(exc, httpx.ConnectTimeout):
-                raise ProbeUnreachable(f"{self.target.url}: connect timed out") from None
+                raise ProbeUnreachable(f"{target.url}: connect timed out") from None
             return Outcome(ok=False, timed_out=True, error=f"timeout: {type(exc).__name__}")
         except httpx.TransportError as exc:
             if not self.reached:
-                raise ProbeUnreachable(f"{self.target.url}: {_describe(exc)}") from None
+                raise ProbeUnreachable(f"{target.url}: {_describe(exc)}") from None
             return Outcome(ok=False, error=f"network: {_describe(exc)}")
         self.reached = True
         if self.modelled is not None:
-            return self._modelled(response)
-        return Outcome(ok=self._expected(response.status_code), status=response.status_code)
+            return self._modelled(response, target)
+        return Outcome(ok=self._expected(response.status_code, target), status=response.status_code)
 
-    def _modelled(self, response) -> Outcome:
+    def _modelled(self, response, target: HttpTarget) -> Outcome:
         work_ms = server_timing_ms(response.headers.get("server-timing"))
         if work_ms is None:
-            raise ProbeUnreachable(f"{self.target.url}: no `Server-Timing: app;dur=` in the answer, which a "
+            raise ProbeUnreachable(f"{target.url}: no `Server-Timing: app;dur=` in the answer, which a "
                                    "modelled-latency probe needs (the sandbox app reports it)")
-        if work_ms / 1000.0 >= self.target.timeout_s:  # the wall-clock client would have given up here
-            self.modelled.served(self.target.timeout_s)
+        if work_ms / 1000.0 >= target.timeout_s:  # the wall-clock client would have given up here
+            self.modelled.served(target.timeout_s)
             return Outcome(ok=False, timed_out=True, error="timeout: modelled work beyond the timeout")
         self.modelled.served(work_ms / 1000.0)
-        return Outcome(ok=self._expected(response.status_code), status=response.status_code)
+        return Outcome(ok=self._expected(response.status_code, target), status=response.status_code)
 
-    def _expected(self, status: int) -> bool:
-        if self.target.expected_status:
-            return status in self.target.expected_status
+    @staticmethod
+    def _expected(status: int, target: HttpTarget) -> bool:
+        if target.expected_status:
+            return status in target.expected_status
         return 200 <= status < 300
 
 
@@ -738,23 +931,35 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def http_client(target: HttpTarget, rate: float, transport: httpx.BaseTransport | None = None) -> httpx.Client:
-    """One client for the whole run; keep-alive outlives the interval so connections are reused."""
+def http_client(target: HttpTarget, rate: float, transport: httpx.BaseTransport | None = None,
+                connections: int = 1) -> httpx.Client:
+    """One client for the whole run, a keep-alive connection per in-flight slot; keep-alive outlives
+    the interval so connections are reused."""
     import httpx
 
     keepalive = max(5.0, 3.0 / rate)
     return httpx.Client(timeout=httpx.Timeout(target.timeout_s), transport=transport, follow_redirects=False,
-                        limits=httpx.Limits(max_connections=1, keepalive_expiry=keepalive))
+                        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections,
+                                            keepalive_expiry=keepalive))
+
+
+def probe_slots(target: HttpTarget, rate: float, budget: Budget | None, max_in_flight: int) -> int:
+    """In-flight slots for probing `target`: none waits below the critical budget (or the timeout)."""
+    longest_s = budget.critical_ms / 1000 if budget is not None else target.timeout_s
+    return in_flight_slots(rate, longest_s, max_in_flight)
 
 
 def probe_http(target: HttpTarget, *, samples: int, rate: float, warmup: int = 1, budget: Budget | None = None,
-               confidence: float = DEFAULT_CONFIDENCE, clock: Clock = time.perf_counter,
-               sleep: Sleeper = time.sleep, on_attempt: Callable[[Attempt], None] | None = None,
-               transport: httpx.BaseTransport | None = None, modelled: ModelledClock | None = None) -> LatencyReport:
-    """Time `target` on the schedule over one reused httpx.Client. Raises ProbeUnreachable.
-    With `modelled`, the server's reported work is the time (see `ModelledClock`)."""
-    if modelled is not None:
-        clock, sleep = modelled, modelled.sleep
-    with http_client(target, rate, transport) as client:
-        return measure(HttpSender(client, target, modelled), samples=samples, rate=rate, warmup=warmup,
-                       budget=budget, confidence=confidence, clock=clock, sleep=sleep, on_attempt=on_attempt)
+               max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, confidence: float = DEFAULT_CONFIDENCE,
+               clock: Clock = time.perf_counter, sleep: Sleeper = time.sleep,
+               on_attempt: Callable[[Attempt], None] | None = None, transport: httpx.BaseTransport | None = None,
+               modelled: ModelledClock | None = None,
+               sender: Callable[[httpx.Client, HttpTarget, ModelledClock | None], Send] = HttpSender) -> LatencyReport:
+    """Time `target` on the open-loop schedule over one shared httpx.Client. Raises ProbeUnreachable.
+    With `modelled`, the server's reported work is the time (see `ModelledClock`). `sender` builds
+    the callable that sends one request (default HttpSender)."""
+    slots = probe_slots(target, rate, budget, max_in_flight)
+    with http_client(target, rate, transport, connections=slots) as client:
+        return measure(sender(client, target, modelled), samples=samples, rate=rate, warmup=warmup, slots=slots,
+                       budget=budget, confidence=confidence, clock=clock, sleep=sleep, modelled=modelled,
+                       on_attempt=on_attempt)
