@@ -55,7 +55,10 @@ def main(argv: list[str]) -> int:
     workers, extra = _workers(argv)
     started = time.perf_counter()
     phases = [
-        ("in parallel", ["tests", "-p", "no:cacheprovider", "-n", workers, "-m", "not wall_time", *extra]),
+        # worksteal: a worker that runs out of tests takes some of a busy one's, so a few long ones at
+        # the end do not leave the other workers idle.
+        ("in parallel", ["tests", "-p", "no:cacheprovider", "-n", workers, "--dist=worksteal", "-m", "not wall_time",
+                         *extra]),
         # Its own report files: the default ones (reports/selftest/) hold the first phase's.
         ("wall-time tests, alone", ["tests", "-p", "no:cacheprovider", "-m", "wall_time",
                                     "--junitxml=reports/selftest/junit-wall-time.xml",

@@ -4,12 +4,12 @@ wait (issue 14 item 3): a corpus of broken monitoring.yaml values and settings, 
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import yaml
 
+from paymon import cli
+from paymon.config.settings import api_deadline
+from paymon.errors import SettingsError
 from tests.conftest import REPO
 
 
@@ -42,33 +42,42 @@ BAD_SPECS = {
 
 
 @pytest.mark.parametrize("name", sorted(BAD_SPECS))
-def test_a_bad_monitoring_yaml_value_is_one_line_and_exit_2(name, tmp_path, run_suite):
+def test_a_bad_monitoring_yaml_value_is_one_line_and_exit_2(name, tmp_path, capsys):
     change, where = BAD_SPECS[name]
-    spec = _spec_with(tmp_path, change)
-    checked = subprocess.run([sys.executable, "-m", "paymon.cli", "spec", "check", spec], cwd=REPO,
-                             capture_output=True, text=True)
-    assert checked.returncode == 2, checked.stdout + checked.stderr
-    lines = checked.stderr.strip().splitlines()
-    assert len(lines) == 1 and where in lines[0] and "Traceback" not in checked.stderr, checked.stderr
+    assert cli.main(["spec", "check", _spec_with(tmp_path, change)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and where in lines[0] and "Traceback" not in lines[0], lines
+
+
+def test_the_suite_stops_on_a_bad_value_with_the_same_line(tmp_path, run_suite):
+    spec = _spec_with(tmp_path, BAD_SPECS["an infinite deadline"][0])
     suite = run_suite(f"--spec={spec}", "checks/test_cron.py")
-    assert suite.returncode == 2 and where in suite.output and "Traceback" not in suite.output, suite.output
+    assert suite.returncode == 2 and "delivery.pagerduty.deadline" in suite.output, suite.output
+    assert "Traceback" not in suite.output
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "abc", "0", "-5", ""])
-def test_a_bad_api_deadline_is_one_line_and_exit_2(value, run_suite):
-    suite = run_suite("checks/test_cron.py", env={"PAYMON_API_DEADLINE": value} if value else {},
-                      *([] if value else ["--api-deadline="]))
+def test_a_bad_api_deadline_is_refused(value):
+    with pytest.raises(SettingsError, match=r"expected a (finite )?number of seconds > 0"):
+        api_deadline(None, {"PAYMON_API_DEADLINE": value})
+    with pytest.raises(SettingsError, match="--api-deadline"):
+        api_deadline(value)
+    assert api_deadline(None, {}) == 30.0 and api_deadline("2.5") == 2.5
+
+
+@pytest.mark.parametrize("value", ["nan", "abc"])
+def test_a_bad_api_deadline_is_one_line_and_exit_2(value, run_suite, monkeypatch, capsys):
+    suite = run_suite("checks/test_cron.py", env={"PAYMON_API_DEADLINE": value})
     assert suite.returncode == 2, suite.output
-    assert "expected a" in suite.output and "seconds > 0" in suite.output and "Traceback" not in suite.output
-    review = subprocess.run([sys.executable, "-m", "paymon.cli", "review", "thresholds"], cwd=REPO,
-                            env={"PATH": "/usr/bin:/bin", "PAYMON_API_DEADLINE": value or "nope"},
-                            capture_output=True, text=True)
-    assert review.returncode == 2, review.stdout + review.stderr
-    assert review.stderr.strip().count("\n") == 0 and "PAYMON_API_DEADLINE" in review.stderr
+    assert "PAYMON_API_DEADLINE" in suite.output and "Traceback" not in suite.output
+    monkeypatch.setenv("PAYMON_API_DEADLINE", value)
+    assert cli.main(["review", "thresholds"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "PAYMON_API_DEADLINE" in err[0]
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "0"])
-def test_review_periods_must_be_finite(value):
-    done = subprocess.run([sys.executable, "-m", "paymon.cli", "backtest", "--days", value], cwd=REPO,
-                          capture_output=True, text=True)
-    assert done.returncode == 2 and "expected a finite positive number" in done.stderr
+def test_review_periods_must_be_finite(value, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["backtest", "--days", value])
+    assert stopped.value.code == 2 and "expected a finite positive number" in capsys.readouterr().err
