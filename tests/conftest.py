@@ -70,3 +70,16 @@ def run_suite(tmp_path):
         return SuiteRun(proc.returncode, proc.stdout, failures, passed)
 
     return run
+
+
+def spec_with_deadlines(directory: Path, slack: str, pagerduty: str) -> Path:
+    """monitoring.yaml with delivery deadlines a test can afford to wait out (a missing page
+    otherwise costs the real 5 minutes), written into `directory`."""
+    import yaml
+
+    data = yaml.safe_load((REPO / "monitoring.yaml").read_text())
+    data["delivery"]["slack"]["deadline"] = slack
+    data["delivery"]["pagerduty"]["deadline"] = pagerduty
+    path = directory / "monitoring.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path

@@ -136,17 +136,10 @@ APP_FAULTS = {
 
 @pytest.fixture(scope="module")
 def short_deadlines(tmp_path_factory):
-    """monitoring.yaml with delivery deadlines a test can afford to wait out (a missing page
-    otherwise costs the real 5 minutes)."""
-    import yaml
+    """monitoring.yaml with delivery deadlines a test can afford to wait out."""
+    from tests.conftest import spec_with_deadlines
 
-    from conftest import REPO
-
-    data = yaml.safe_load((REPO / "monitoring.yaml").read_text())
-    data["delivery"]["slack"]["deadline"] = "4s"
-    data["delivery"]["pagerduty"]["deadline"] = "8s"
-    path = tmp_path_factory.mktemp("spec") / "monitoring.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path = spec_with_deadlines(tmp_path_factory.mktemp("spec"), slack="4s", pagerduty="8s")
     # The drill fails along with the checks on most faults; tests/test_drill.py covers it. 72 probe
     # samples, the fewest that bound a p95 from above: these faults are not about latency (the
     # payment checks' own tests run the gate's 120), and the probes are most of a run's CPU.

@@ -27,7 +27,7 @@ from paymon.sandbox.hub import SandboxClock
 from paymon.sandbox.server import SandboxServer
 from paymon.sandbox.world import golden_world
 
-from conftest import REPO, SuiteRun, _read_junit
+from conftest import REPO, SuiteRun, _read_junit, spec_with_deadlines
 from tests import forked_pytest
 
 START = 1_780_000_000.0  # 2026-05-28T20:26:40Z
@@ -194,12 +194,7 @@ def test_a_leftover_of_unknown_age_is_not_provably_old():
 @pytest.fixture(scope="module")
 def live_spec(tmp_path_factory):
     """monitoring.yaml with deadlines a test can afford (a run ends as soon as its page is seen)."""
-    data = yaml.safe_load((REPO / "monitoring.yaml").read_text())
-    data["delivery"]["slack"]["deadline"] = "30s"
-    data["delivery"]["pagerduty"]["deadline"] = "60s"
-    path = tmp_path_factory.mktemp("spec") / "monitoring.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return spec_with_deadlines(tmp_path_factory.mktemp("spec"), slack="30s", pagerduty="60s")
 
 
 def _live_env(info: dict) -> dict:

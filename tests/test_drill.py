@@ -25,14 +25,9 @@ def spec():
 
 @pytest.fixture(scope="module")
 def short_deadlines(tmp_path_factory):
-    import yaml
+    from tests.conftest import spec_with_deadlines
 
-    data = yaml.safe_load((REPO / "monitoring.yaml").read_text())
-    data["delivery"]["slack"]["deadline"] = "4s"
-    data["delivery"]["pagerduty"]["deadline"] = "8s"
-    path = tmp_path_factory.mktemp("spec") / "monitoring.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return f"--spec={path}"
+    return f"--spec={spec_with_deadlines(tmp_path_factory.mktemp('spec'), slack='4s', pagerduty='8s')}"
 
 
 # --- planning (no I/O) --------------------------------------------------------------------------------

@@ -25,15 +25,10 @@ RUNS = int(os.environ.get("PAYMON_TRUST_RUNS", "3"))
 @pytest.fixture(scope="module")
 def short_spec(tmp_path_factory):
     """monitoring.yaml with the delivery deadlines noisy_world is tuned for."""
-    import yaml
+    from conftest import spec_with_deadlines
 
-    from conftest import REPO
-
-    data = yaml.safe_load((REPO / "monitoring.yaml").read_text())
-    data["delivery"]["slack"]["deadline"] = f"{TRUST_DEADLINES['slack']:g}s"
-    data["delivery"]["pagerduty"]["deadline"] = f"{TRUST_DEADLINES['pagerduty']:g}s"
-    path = tmp_path_factory.mktemp("spec") / "monitoring.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path = spec_with_deadlines(tmp_path_factory.mktemp("spec"), slack=f"{TRUST_DEADLINES['slack']:g}s",
+                               pagerduty=f"{TRUST_DEADLINES['pagerduty']:g}s")
     return f"--spec={path}"
 
 
