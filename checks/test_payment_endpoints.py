@@ -59,7 +59,6 @@ TIMEOUT_S = 10.0
 # sandbox ingests at once, so 5 s is plenty and a missing warning fails fast.
 SIGNATURE_WARNING_DEADLINE_S = {True: 60.0, False: 5.0}
 SKEW_S = 120  # clocks of paymon and Sentry may differ (reference §4.9)
-SIGNATURE_ALERT = "Webhook Signature Verification Failure Spike"
 INVALID_SIGNATURE = "Invalid webhook signature"  # the warning the app logs (guide §1 Alert 3)
 
 
@@ -182,7 +181,7 @@ def test_webhook_rejects_forged_signature(payment_app, request, sandbox_server, 
     body = synthetic_webhook_body(subscription)
     malformed = malformed_deliveries(body, secret, payment_app.live, payment_app.run_id)
     ceiling = MISSIGNED_CEILING if payment_app.live else SANDBOX_MISSIGNED_CEILING
-    alert = spec.alert(SIGNATURE_ALERT)
+    alert = spec.alert(spec.webhook_security.alert)
     recent = _recent_signature_failures(sentry_client, alert)
     if recent + len(malformed) > ceiling:
         could_not_check(request, TargetUnavailable(
@@ -218,7 +217,7 @@ def test_webhook_rejects_forged_signature(payment_app, request, sandbox_server, 
             problems.append(f'"{INVALID_SIGNATURE}" warnings in Sentry ({alert.environment}) after {rejected} '
                             f"rejected probe(s): expected {before + rejected} within {deadline:g}s, actual {seen} "
                             f"({before} before the probes) — the app does not log the rejection, so "
-                            f'"{SIGNATURE_ALERT}" can never fire')
+                            f'"{alert.name}" can never fire')
     if problems:
         pytest.fail(f"{WEBHOOK}: {len(problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in problems),
                     pytrace=False)

@@ -38,6 +38,10 @@ BAD_SPECS = {
     "a nan threshold": (_set("alerts.0.threshold", float("nan")), "alerts[0].threshold"),
     "an infinite limit": (_set("usage_reporting.max_failure_rate", float("inf")), "usage_reporting.max_failure_rate"),
     "a word for a duration": (_set("delivery.slack.deadline", "soon"), "delivery.slack.deadline"),
+    "a javascript: runbook": (_set("runbook.url", "javascript:alert(1)//"), "runbook.url"),
+    "a file: runbook": (_set("runbook.url", "file:///etc/passwd#"), "runbook.url"),
+    "an unknown signature alert": (_set("webhook_security.alert", "Signature Spike (renamed)"),
+                                   "webhook_security.alert"),
 }
 
 

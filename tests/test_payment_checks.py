@@ -224,7 +224,7 @@ def test_silent_rejection_and_past_test_mode_fail_their_checks(run_suite):
 def test_the_mis_signed_budget_counts_the_security_alerts_own_window_test_events_included():
     """Before sending mis-signed probes, paymon counts what the security alert counts: its query
     over its 5 minutes, drill events too (they page like any other)."""
-    from checks.test_payment_endpoints import SIGNATURE_ALERT, _recent_signature_failures
+    from checks.test_payment_endpoints import _recent_signature_failures
     from paymon.sandbox.server import SandboxServer
     from paymon.clients.sentry.client import SentryClient
     from paymon.config.spec import load_spec
@@ -232,7 +232,7 @@ def test_the_mis_signed_budget_counts_the_security_alerts_own_window_test_events
     from tests.conftest import REPO
 
     spec = load_spec(REPO / "monitoring.yaml")
-    alert = spec.alert(SIGNATURE_ALERT)
+    alert = spec.alert(spec.webhook_security.alert)
     warning = {"level": "warning", "environment": "production", "message": "Invalid webhook signature"}
     with SandboxServer(golden_world()) as server:
         target = Target("sandbox", sandbox=server.describe(), org=spec.organization, project=spec.project)

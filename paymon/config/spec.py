@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Annotated, Literal
 
 import yaml
@@ -213,6 +214,13 @@ class UsageReportingSpec(_Model):
     max_failure_rate: float = Field(default=0.01, ge=0, le=1)
 
 
+class WebhookSecuritySpec(_Model):
+    """§1 Alert 3: the alert the webhook check's mis-signed probes feed, by name (never hard-coded:
+    a renamed alert is renamed here, not a KeyError in a check)."""
+
+    alert: str = "Webhook Signature Verification Failure Spike"
+
+
 class TestModeSpec(_Model):
     """§1 Alert 6 ("SHOULD NEVER FIRE"): the gate fails while an issue of its events is unresolved."""
 
@@ -308,6 +316,14 @@ def _longest_wait(slack: SlackDelivery, pagerduty: PagerDutyDelivery | None) -> 
 class RunbookSpec(_Model):
     url: str
 
+    @field_validator("url")
+    @classmethod
+    def _http_only(cls, value: str) -> str:
+        # It becomes a link in every alert's report entry: `javascript:` or `file:` must never.
+        if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc:
+            raise ValueError(f"expected an http(s) URL, got {value!r}")
+        return value
+
 
 class Spec(_Model):
     version: Literal[1]
@@ -327,6 +343,7 @@ class Spec(_Model):
     delivery: DeliverySpec
     usage_reporting: UsageReportingSpec = Field(default_factory=UsageReportingSpec)
     test_mode: TestModeSpec = Field(default_factory=TestModeSpec)
+    webhook_security: WebhookSecuritySpec = Field(default_factory=WebhookSecuritySpec)
     backtest: BacktestSpec = Field(default_factory=BacktestSpec)
 
     @model_validator(mode="after")
@@ -346,7 +363,8 @@ class Spec(_Model):
             if alert.severity not in self.severity_routing:
                 raise ValueError(f"{alert.name}: severity {alert.severity!r} has no severity_routing entry")
         known = {a.name for a in self.alerts}
-        for where, name in (("usage_reporting", self.usage_reporting.alert), ("test_mode", self.test_mode.alert)):
+        for where, name in (("usage_reporting", self.usage_reporting.alert), ("test_mode", self.test_mode.alert),
+                            ("webhook_security", self.webhook_security.alert)):
             if name not in known:
                 raise ValueError(f"{where}.alert: {name!r} is not one of the alerts")
         return self
