@@ -281,7 +281,7 @@ def test_allure2_on_path_is_passed_over_for_npx():
         return subprocess.CompletedProcess(cmd, 0, stdout="2.32.0\n", stderr="")
 
     command = allure_command(which=lambda name: f"/usr/bin/{name}", run=run)
-    assert command == ["/usr/bin/npx", "--yes", "allure@3"]
+    assert command == ["/usr/bin/npx", "--yes", "allure@3.18.0"]
 
 
 def test_report_generates_with_history_and_records_the_run(tmp_path):

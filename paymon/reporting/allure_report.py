@@ -1,7 +1,7 @@
 """`paymon report`: the HTML report from reports/allure-results, built by Allure Report 3.
 
 Allure 3 is the `allure` package on npm (Node.js 20+). paymon runs, in this order of preference,
-an `allure` on PATH that is Allure 3 (`npm install -g allure`), else `npx --yes allure@3`, which
+an `allure` on PATH that is Allure 3 (`npm install -g allure`), else `npx --yes allure@3.18.0` (pinned), which
 fetches it on first use. An `allure` on PATH that is Allure 2 (the Java CLI) is passed over:
 it reads neither the config nor the history file below.
 
@@ -27,7 +27,7 @@ from pathlib import Path
 from paymon.errors import PaymonError, SettingsError
 from paymon.reporting.results_files import allure3_categories
 
-ALLURE_NPM_SPEC = "allure@3"
+ALLURE_NPM_SPEC = "allure@3.18.0"  # pinned, as .gitlab-ci.yml installs it
 
 
 class ReportToolMissing(SettingsError):
