@@ -168,9 +168,7 @@ def usage_reporting_findings(client, spec: Spec) -> tuple[list[Finding], UsageRa
     if measured.rate <= usage.max_failure_rate:
         return [], measured
     alert = spec.alert(usage.alert)
-    level = alert_query(alert).split(" ", 1)[0] if alert.events.levels else ""
-    open_issues = unresolved_issues(client, [f"{level} {term}".strip() for term in or_terms(alert.filter)],
-                                    alert.environment)
+    open_issues = unresolved_issues(client, issue_terms(alert), alert.environment)
     measured = replace(measured, open_issues=len(open_issues))
     if not open_issues:
         return [], measured
@@ -182,6 +180,13 @@ def usage_reporting_findings(client, spec: Spec) -> tuple[list[Finding], UsageRa
                     f"{measured.rate:.2%}", "field", source,
                     "usage LS never recorded is unbilled: §6 Usage Reporting Failure (re-report it, then resolve "
                     "the issue)")], measured
+
+
+def issue_terms(alert: AlertSpec) -> list[str]:
+    """The alert's selection as issue searches, one per ORed term of its filter, each with its level
+    selection (what `alert_query` puts first)."""
+    level = alert_query(alert).split(" ", 1)[0] if alert.events.levels else ""
+    return [f"{level} {term}".strip() for term in or_terms(alert.filter)]
 
 
 def unresolved_issues(client, terms: list[str], environment: str | None) -> list[dict]:
@@ -209,9 +214,7 @@ def test_mode_findings(client, spec: Spec) -> list[Finding]:
     Production": fix the variable, "Redeploy immediately") must pass the gate as soon as the issue
     is resolved (or "resolved in the next release"), not a day later."""
     alert = spec.alert(spec.test_mode.alert)
-    level = alert_query(alert).split(" ", 1)[0] if alert.events.levels else ""
-    issues = unresolved_issues(client, [f"{level} {term}".strip() for term in or_terms(alert.filter)],
-                               alert.environment)
+    issues = unresolved_issues(client, issue_terms(alert), alert.environment)
     where = alert.environment or "any environment"
     return [Finding(alert.name, f'open issue {issue.get("shortId") or issue.get("id")} in {where}', "none (resolved)",
                     f'"{issue.get("title")}" {issue.get("status", "unresolved")}', "field",
