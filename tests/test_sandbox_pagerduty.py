@@ -501,3 +501,122 @@ def test_injected_failures(sandbox):
     assert sandbox.backend.request_count(r"/incidents$", method="GET", status=503) == 2
     sandbox.backend.reset()
     assert sandbox.backend.requests == [] and sandbox.backend.events == []
+
+
+# --- people and grouping (issue 12 item 2, issue 13 item 7) ------------------------------------------
+
+def test_notification_rules_default_to_high_urgency(sandbox):
+    """verified-2026-12 §12: without `urgency` only the high-urgency rules come back."""
+    def rules(**params):
+        response = sandbox.rest.get(f"/users/{ONCALL}/notification_rules", params=params)
+        assert response.status_code == 200, response.text
+        return response.json()["notification_rules"]
+
+    assert {r["urgency"] for r in rules()} == {"high"} and len(rules()) == 2
+    assert {r["urgency"] for r in rules(urgency="all")} == {"high", "low"}
+    low = rules(urgency="low", **{"include[]": "contact_methods"})
+    assert [(r["contact_method"]["type"], r["contact_method"]["address"]) for r in low] == [
+        ("email_contact_method_reference", "ada.okonkwo@towerofbabel.example")]
+    assert sandbox.rest.get(f"/users/{BOT}/notification_rules").json() == {"notification_rules": []}
+    assert sandbox.rest.get(f"/users/{ONCALL}/notification_rules", params={"urgency": "urgent"}).status_code == 400
+
+
+def test_the_on_call_person_acknowledges_a_page_after_the_knob_delay(sandbox):
+    sandbox.enqueue(_event(severity="critical"))
+    sandbox.advance(2 + 3)  # delivery_delay, notify_delay
+    incident = sandbox.only_incident()
+    assert incident["status"] == "triggered"
+    sandbox.advance(89)
+    assert sandbox.only_incident()["status"] == "triggered"
+    sandbox.advance(1)
+    incident = sandbox.only_incident()
+    assert incident["status"] == "acknowledged"
+    assert [a["acknowledger"]["id"] for a in incident["acknowledgements"]] == [ONCALL]
+    ack = next(e for e in sandbox.log_entries(incident["id"]) if e["type"] == "acknowledge_log_entry")
+    assert ack["agent"]["id"] == ONCALL and ack["channel"]["type"] in ("mobile", "sms")
+    assert ack["created_at"] == iso(sandbox.server.clock.now())
+
+
+def test_nobody_acknowledges_low_urgency_or_a_resolved_incident(sandbox):
+    sandbox.enqueue(_event(severity="warning", dedup_key="LOW"))
+    sandbox.enqueue(_event(severity="critical", dedup_key="HIGH"))
+    sandbox.advance(5)
+    high = next(i for i in sandbox.incidents() if i["incident_key"] == "HIGH")
+    assert sandbox.rest.put(f"/incidents/{high['id']}", json=RESOLVE, headers={"From": BOT_EMAIL}).status_code == 200
+    sandbox.advance(600)
+    assert {i["incident_key"]: i["status"] for i in sandbox.incidents()} == {"LOW": "triggered", "HIGH": "resolved"}
+    assert sandbox.backend.acknowledgements_due == []
+
+
+@with_knobs(acknowledge_after=None)
+def test_knob_nobody_acknowledges(sandbox):
+    sandbox.enqueue(_event(severity="critical"))
+    sandbox.advance(3600)
+    assert sandbox.only_incident()["status"] == "triggered"
+
+
+def _grouping(sandbox, parameters: dict) -> None:
+    sandbox.backend.get_service(SERVICE_ID)["alert_grouping_parameters"] = parameters
+
+
+def test_no_grouping_by_default_each_alert_its_own_incident(sandbox):
+    sandbox.enqueue(_event(summary="Real page", dedup_key="REAL"))
+    sandbox.advance(2)
+    sandbox.enqueue(_event(summary="PAYMON-TEST-X synthetic", dedup_key="PAYMON"))
+    sandbox.advance(2)
+    assert sorted(i["title"] for i in sandbox.incidents()) == ["PAYMON-TEST-X synthetic", "Real page"]
+
+
+def test_time_grouping_merges_into_the_open_incident_which_keeps_its_title(sandbox):
+    _grouping(sandbox, {"type": "time", "config": {"timeout": 10}})
+    sandbox.enqueue(_event(summary="Real page", dedup_key="REAL"))
+    sandbox.advance(60)
+    sandbox.enqueue(_event(summary="PAYMON-TEST-X synthetic", dedup_key="PAYMON", severity="warning"))
+    sandbox.advance(2)
+    incident = sandbox.only_incident()
+    assert incident["title"] == "Real page" and incident["alert_counts"]["all"] == 2
+    alerts = sandbox.rest.get(f"/incidents/{incident['id']}/alerts", params={"alert_key": "PAYMON"}).json()["alerts"]
+    assert [a["summary"] for a in alerts] == ["PAYMON-TEST-X synthetic"]
+    assert alerts[0]["integration"]["id"] == "PINTSEN"
+    # Past the timeout a new incident opens; a resolved incident never grows.
+    sandbox.advance(600)
+    sandbox.enqueue(_event(summary="later", dedup_key="LATER"))
+    sandbox.advance(2)
+    assert len(sandbox.incidents()) == 2
+
+
+def test_resolving_paymons_alert_leaves_the_grouped_real_incident_open(sandbox):
+    _grouping(sandbox, {"type": "time", "config": {"timeout": 0}})
+    sandbox.enqueue(_event(summary="Real page", dedup_key="REAL"))
+    sandbox.advance(2)
+    sandbox.enqueue(_event(summary="PAYMON-TEST-X synthetic", dedup_key="PAYMON"))
+    sandbox.advance(2)
+    incident = sandbox.only_incident()
+    ours = sandbox.rest.get(f"/incidents/{incident['id']}/alerts", params={"alert_key": "PAYMON"}).json()["alerts"][0]
+    body = {"alert": {"type": "alert", "status": "resolved"}}
+    response = sandbox.rest.put(f"/incidents/{incident['id']}/alerts/{ours['id']}", json=body,
+                                headers={"From": BOT_EMAIL})
+    assert response.status_code == 200 and response.json()["alert"]["status"] == "resolved"
+    assert sandbox.only_incident()["status"] != "resolved"
+
+
+def test_content_based_grouping_compares_the_declared_fields(sandbox):
+    _grouping(sandbox, {"type": "content_based", "config": {"aggregate": "all", "fields": ["source"],
+                                                             "time_window": 300}})
+    sandbox.enqueue(_event(summary="Real page", dedup_key="REAL"))
+    sandbox.advance(2)
+    sandbox.enqueue(_event(summary="same source", dedup_key="SAME"))
+    other = _event(summary="other source", dedup_key="OTHER")
+    other["payload"]["source"] = "paymon"
+    sandbox.enqueue(other)
+    sandbox.advance(2)
+    assert sorted(i["alert_counts"]["all"] for i in sandbox.incidents()) == [1, 2]
+
+
+def test_intelligent_grouping_is_emulated_at_its_most_eager(sandbox):
+    _grouping(sandbox, {"type": "intelligent", "config": {"time_window": 300}})
+    sandbox.enqueue(_event(summary="Real page", dedup_key="REAL"))
+    sandbox.advance(100)
+    sandbox.enqueue(_event(summary="unrelated", dedup_key="UNRELATED"))
+    sandbox.advance(2)
+    assert sandbox.only_incident()["alert_counts"]["all"] == 2

@@ -19,6 +19,7 @@ Internal API for Sentry's alert engine and for tests (moto style):
     backend.disable_service("PTOWPAY")      / enable_service(...): the service drops new triggers
     backend.start_maintenance("PTOWPAY", duration=3600) / end_maintenance(window_id)
     backend.inject_failure(503, path=r"/incidents", times=2)
+    backend.acknowledgements_due            [(at, incident id, user id)]: the on-call person's pending acks
     backend.requests, backend.request_count(r"/incidents$", method="GET", status=200)
     backend.reset()                         back to the world it was built from
 """
@@ -69,6 +70,15 @@ DEFAULT_KNOBS = {
     "events_rate_limit": {"limit": 120, "window": 60},
     "delivery_delay": 0.0,  # seconds between a 202 and the incident existing
     "notify_delay": 0.0,    # seconds between assignment and the first notification
+    # The on-call person acknowledges a HIGH-urgency notification this many seconds (sandbox time)
+    # after the first one reached them; None: nobody ever acknowledges (the drill must fail). A
+    # low-urgency notification (an e-mail, "notify via app") is not acknowledged: nobody is woken.
+    "acknowledge_after": 90.0,
+    # A service without `alert_grouping_parameters` groups nothing: a new PagerDuty service has no
+    # grouping until someone adds one (Service settings -> Reduce Noise -> "New Grouping",
+    # https://support.pagerduty.com/docs/intelligent-alert-grouping). A world sets the field on a
+    # service (verified-2026-12 §13) to group: time, content_based or intelligent.
+    "default_alert_grouping": None,
     "maintenance": [],      # service ids/names in maintenance from the moment the backend is built
     "fail": [],
     "error_rate": 0.0,
@@ -140,6 +150,9 @@ class Alert:
     first_trigger_log_entry_id: str
     status: str = "triggered"
     resolved_at: float | None = None
+    fields: dict = field(default_factory=dict)
+    """The trigger's payload (summary, source, component, group, class, custom_details): what
+    content-based grouping compares."""
 
 
 @dataclass
@@ -181,7 +194,7 @@ class EventRecord:
     dedup_key: str
     via: str                    # "http" or "in-process"
     outcome: str = "queued"
-    """queued | incident_created | deduplicated | acknowledged | resolved | no_open_alert |
+    """queued | incident_created | grouped | deduplicated | acknowledged | resolved | no_open_alert |
     dropped_service_disabled | dropped_maintenance"""
     incident_id: str | None = None
 
@@ -241,6 +254,11 @@ class PagerDutyBackend(HttpFaults):
             self.events_rate_limit: dict = {**DEFAULT_KNOBS["events_rate_limit"], **knobs["events_rate_limit"]}
             self.delivery_delay: float = float(knobs["delivery_delay"])
             self.notify_delay: float = float(knobs["notify_delay"])
+            after = knobs["acknowledge_after"]
+            self.acknowledge_after: float | None = None if after is None else float(after)
+            self.default_alert_grouping: dict | None = knobs["default_alert_grouping"]
+            self._acks: list[tuple[float, int, str, str, dict]] = []
+            """(at, seq, incident id, user id, channel): acknowledgements the on-call person will make."""
             self.error_rate: float = float(knobs["error_rate"])
             self._rng = random.Random(knobs["seed"])
             self._ids = random.Random(f"pagerduty-ids-{knobs['seed']}")
@@ -428,11 +446,31 @@ class PagerDutyBackend(HttpFaults):
     # --- processing (the asynchronous half of the Events API) ---------------------------------------
 
     def _process_due(self) -> None:
-        """Process every queued event whose time has come, in order, at its own time."""
+        """Process every queued event and every pending acknowledgement whose time has come, in
+        time order, each at its own time."""
         now = self.now()
-        while self._queue and self._queue[0][0] <= now:
+        while True:
+            event_at = self._queue[0][0] if self._queue and self._queue[0][0] <= now else None
+            ack_at = self._acks[0][0] if self._acks and self._acks[0][0] <= now else None
+            if event_at is None and ack_at is None:
+                return
+            if ack_at is not None and (event_at is None or ack_at < event_at):
+                at, _seq, incident_id, user_id, channel = self._acks.pop(0)
+                self._person_acknowledges(self._incident(incident_id), user_id, at, channel)
+                continue
             at, _seq, record = self._queue.pop(0)
             self._process(record, at)
+
+    @property
+    def acknowledgements_due(self) -> list[tuple[float, str, str]]:
+        with self._lock:
+            return [(at, incident_id, user_id) for at, _seq, incident_id, user_id, _channel in self._acks]
+
+    def _person_acknowledges(self, incident: Incident, user_id: str, at: float, channel: dict) -> None:
+        """The on-call person acts on the page: only if it is still theirs and still triggered."""
+        if incident.status != "triggered" or user_id not in {u for _at, u in incident.assignments}:
+            return
+        self._acknowledge(incident, at, ("user", user_id), channel)
 
     def _process(self, record: EventRecord, at: float) -> None:
         event = record.event
@@ -453,6 +491,12 @@ class PagerDutyBackend(HttpFaults):
                           "Triggered through the API.", event_details={"description": alert.summary})
                 incident.updated_at = at
                 record.outcome, record.incident_id = "deduplicated", incident.id
+                return
+            grouped = self._grouping_target(service, event["payload"], at)
+            if grouped is not None:
+                self._add_alert(grouped, event, record.dedup_key, integration, service, at)
+                grouped.updated_at = at
+                record.outcome, record.incident_id = "grouped", grouped.id
                 return
             incident = self._open_incident(event, record.dedup_key, integration, service, at)
             record.outcome, record.incident_id = "incident_created", incident.id
@@ -491,6 +535,16 @@ class PagerDutyBackend(HttpFaults):
         )
         self._next_incident_number += 1
         self._incidents.append(incident)
+        self._add_alert(incident, event, dedup_key, integration, service, at)
+        self._assign_level(incident, 1, at)
+        return incident
+
+    def _add_alert(self, incident: Incident, event: dict, dedup_key: str, integration: dict, service: dict,
+                   at: float) -> Alert:
+        """A new alert on `incident` (its first, or one grouped into it: the incident keeps its
+        title, urgency and assignees, support.pagerduty.com/docs/alerts)."""
+        payload = event["payload"]
+        summary = payload["summary"][:MAX_SUMMARY]
         trigger = self._log(incident, "trigger_log_entry", at, self._api_channel(event), ("service", service["id"]),
                             "Triggered through the API.", event_details={"description": summary})
         contexts = [{"type": "link", **{k: v for k, v in link.items() if k in ("href", "text")}}
@@ -500,11 +554,49 @@ class PagerDutyBackend(HttpFaults):
         alert = Alert(id=self._new_id("Q", 14), incident_id=incident.id, service_id=service["id"],
                       integration_id=integration["id"], alert_key=dedup_key, severity=payload["severity"],
                       summary=summary, created_at=at, details=copy.deepcopy(payload.get("custom_details") or {}),
-                      contexts=contexts, first_trigger_log_entry_id=trigger.id)
+                      contexts=contexts, first_trigger_log_entry_id=trigger.id, fields=copy.deepcopy(payload))
         self._alerts[alert.id] = alert
         incident.alert_ids.append(alert.id)
-        self._assign_level(incident, 1, at)
-        return incident
+        return alert
+
+    # --- alert grouping (verified-2026-12 §13) ----------------------------------------------------
+
+    def _grouping_target(self, service: dict, payload: dict, at: float) -> Incident | None:
+        """The open incident of `service` a new alert joins, or None (a new incident). "The first
+        alert will create a new incident. Subsequent alerts will be added to that incident ...
+        while the incident is open (triggered or acknowledged)"
+        (support.pagerduty.com/docs/time-based-alert-grouping); a resolved incident never grows.
+          time           config.timeout minutes after the incident's first alert (0: until resolved)
+          content_based  config.fields compared with the incident's first alert (aggregate all: every
+                         field equal; any: one), within config.time_window seconds of its latest
+                         alert (0, "recommended": 300 s here, PagerDuty's smallest window)
+          intelligent    a machine-learned model: emulated at its most eager, joining the latest
+                         open incident whose latest alert is within config.time_window (default
+                         300 s) whatever its content; a reader that survives this survives the model
+        """
+        parameters = service.get("alert_grouping_parameters") or self.default_alert_grouping or {}
+        kind, config = parameters.get("type"), parameters.get("config") or {}
+        if kind not in ("time", "content_based", "intelligent"):
+            return None
+        open_incidents = [i for i in self._incidents if i.service_id == service["id"] and i.is_open
+                          and i.created_at <= at]
+        for incident in sorted(open_incidents, key=lambda i: (i.created_at, i.number), reverse=True):
+            alerts = self.alerts_of(incident)
+            first, latest = alerts[0], max(a.created_at for a in alerts)
+            if kind == "time":
+                timeout = float(config.get("timeout") or 0) * 60
+                if not timeout or at - first.created_at <= timeout:
+                    return incident
+            elif kind == "content_based":
+                window = float(config.get("time_window") or 300)
+                fields = list(config.get("fields") or [])
+                same = [_cef_field(first.fields, f) == _cef_field(payload, f) for f in fields]
+                matched = all(same) if config.get("aggregate", "all") == "all" else any(same)
+                if fields and matched and at - latest <= window:
+                    return incident
+            elif at - latest <= float(config.get("time_window") or 300):
+                return incident
+        return None
 
     def _assign_level(self, incident: Incident, level: int, at: float) -> None:
         """Assign to everyone on call at `level` of the policy and notify them per their rules.
@@ -522,6 +614,7 @@ class PagerDutyBackend(HttpFaults):
 
     def _notify(self, incident: Incident, user: dict, assigned_at: float) -> None:
         methods = {m["id"]: m for m in user.get("contact_methods", [])}
+        first_page: tuple[float, dict] | None = None
         for rule in user.get("notification_rules", []):
             if rule.get("urgency", "high") != incident.urgency:
                 continue
@@ -538,6 +631,14 @@ class PagerDutyBackend(HttpFaults):
                                                         "address": address}}
             self._log(incident, "notify_log_entry", at, channel, None, f"Notified {user['name']} by {label}",
                       user=user["id"])
+            if incident.urgency == "high" and (first_page is None or at < first_page[0]):
+                first_page = (at, {"type": _ACK_CHANNELS.get(notification_type, "website")})
+        if first_page is not None and self.acknowledge_after is not None:
+            # The person reacts to the page (the phone rang), from where it reached them.
+            at, channel = first_page
+            self._seq += 1
+            self._acks.append((at + self.acknowledge_after, self._seq, incident.id, user["id"], channel))
+            self._acks.sort(key=lambda item: (item[0], item[1]))
 
     def _acknowledge(self, incident: Incident, at: float, agent: Ref, channel: dict) -> None:
         incident.status = "acknowledged"
@@ -816,6 +917,39 @@ class PagerDutyBackend(HttpFaults):
                 incident.updated_at = at
             return incident
 
+    def update_alert(self, incident_id: str, alert_id: str, changes: dict, requester: dict) -> Alert:
+        """PUT /incidents/{id}/alerts/{alert_id}: resolve one alert (or re-trigger it). The incident
+        resolves with its last open alert; another alert keeps it open (a grouped real page)."""
+        if not isinstance(changes, dict):
+            raise InvalidInput("alert must be an object")
+        status = changes.get("status")
+        if status not in (None, "resolved", "triggered"):
+            raise InvalidInput("Status must be one of resolved or triggered.")
+        with self._lock:
+            self._process_due()
+            incident = self._incident(incident_id)
+            alert = self._alerts.get(alert_id)
+            if alert is None or alert.incident_id != incident.id:
+                raise NotFound()
+            at = self.now()
+            if status == "resolved" and alert.status != "resolved":
+                alert.status, alert.resolved_at = "resolved", at
+                incident.updated_at = at
+                if incident.is_open and all(self._alerts[a].status == "resolved" for a in incident.alert_ids):
+                    self._resolve(incident, at, ("user", requester["id"]), {"type": "api"},
+                                  summary=f"Resolved by {requester['name']}")
+            elif status == "triggered" and alert.status != "triggered":
+                if not incident.is_open:
+                    raise InvalidInput("Alerts of a resolved incident cannot be triggered")
+                alert.status, alert.resolved_at = "triggered", None
+            return alert
+
+    def notification_rules(self, user_id: str, urgency: str = "high") -> list[dict]:
+        """A user's notification rules for `urgency` (high, low or all)."""
+        user = self.get_user(user_id)
+        rules = user.get("notification_rules", [])
+        return [r for r in rules if urgency == "all" or r.get("urgency", "high") == urgency]
+
     def _reopen(self, incident: Incident, at: float) -> None:
         incident.resolved_at = None
         incident.updated_at = incident.last_status_change_at = at
@@ -1050,6 +1184,25 @@ class PagerDutyBackend(HttpFaults):
             for r in user.get("notification_rules", [])]
         return body
 
+    def render_notification_rule(self, user: dict, rule: dict, contact_methods: bool = False) -> dict:
+        """GET /users/{id}/notification_rules' item (verified-2026-12 §12); `include[]=contact_methods`
+        expands the reference into the contact method."""
+        method = next((m for m in user.get("contact_methods", []) if m["id"] == rule["contact_method"]["id"]), None)
+        kind = (method or rule["contact_method"])["type"].removesuffix("_reference")
+        contact = {"id": rule["contact_method"]["id"], "type": f"{kind}_reference",
+                   "summary": (method or {}).get("label", rule["contact_method"]["id"]),
+                   "self": f"{self.api_url}/users/{user['id']}/contact_methods/{rule['contact_method']['id']}",
+                   "html_url": None}
+        if contact_methods and method is not None:
+            # The spec keeps the reference's type (ContactMethodReference) and adds the method's fields.
+            contact = {**contact, **{k: copy.deepcopy(v) for k, v in method.items() if k not in ("id", "type")}}
+        return {"id": rule["id"], "type": "assignment_notification_rule",
+                "summary": f"{rule.get('start_delay_in_minutes', 0)} minutes: channel {rule['contact_method']['id']}",
+                "self": f"{self.api_url}/users/{user['id']}/notification_rules/{rule['id']}", "html_url": None,
+                "start_delay_in_minutes": int(rule.get("start_delay_in_minutes", 0)),
+                "urgency": rule.get("urgency", "high"), "contact_method": contact,
+                "created_at": rule.get("created_at") or user.get("created_at") or "2025-09-01T09:00:00Z"}
+
     def render_oncall(self, oncall: OnCall) -> dict:
         return {
             "escalation_policy": self.ref("escalation_policy", oncall.escalation_policy_id),
@@ -1073,6 +1226,20 @@ class PagerDutyBackend(HttpFaults):
         body["services"] = [self.ref("service", s["id"]) for s in window.get("services", [])]
         body["teams"] = [self.ref("team", t["id"]) for t in window.get("teams", [])]
         return body
+
+
+# notification type -> the channel a person acknowledges it from (an acknowledge_log_entry's channel.type)
+_ACK_CHANNELS = {"sms_notification": "sms", "phone_notification": "phone", "email_notification": "email",
+                 "push_notification": "mobile"}
+
+
+def _cef_field(payload: dict, name: str):
+    """A PD-CEF field of an event's payload for content-based grouping: summary, source, component,
+    group, class, severity, or custom_details.<key>."""
+    if name.startswith("custom_details."):
+        details = payload.get("custom_details")
+        return details.get(name.split(".", 1)[1]) if isinstance(details, dict) else None
+    return payload.get(name)
 
 
 # contact method type -> (notification type, how the log entry's summary names it)

@@ -318,6 +318,15 @@ class PagerDutyResponse:
             alerts = [a for a in alerts if a.alert_key == key]
         return self._page(call, "alerts", alerts, self.backend.render_alert)
 
+    def update_alert(self, call: ApiCall) -> dict:
+        """Resolve one alert of an incident (paymon's own, when it was grouped into someone else's)."""
+        requester = self.backend.requester_for_write(call.token, call.headers.get("from"))
+        if not isinstance(call.body, dict) or not isinstance(call.body.get("alert"), dict):
+            raise InvalidInput("alert must be an object")
+        alert = self.backend.update_alert(call.path_params["id"], call.path_params["alert_id"], call.body["alert"],
+                                          requester)
+        return {"alert": self.backend.render_alert(alert)}
+
     # --- services, policies, people ------------------------------------------------------------------
 
     def list_services(self, call: ApiCall) -> dict:
@@ -396,6 +405,17 @@ class PagerDutyResponse:
 
     def get_user(self, call: ApiCall) -> dict:
         return {"user": self.backend.render_user(self.backend.get_user(call.path_params["id"]))}
+
+    def list_notification_rules(self, call: ApiCall) -> dict:
+        """`urgency` high (the default: "If not specified, defaults to high", verified-2026-12 §12),
+        low or all; `include[]=contact_methods`. Not paginated."""
+        urgency = call.params.get("urgency") or "high"
+        if urgency not in ("high", "low", "all"):
+            raise InvalidInput("Urgency must be one of high, low or all.")
+        user = self.backend.get_user(call.path_params["id"])
+        expand = "contact_methods" in call.include()
+        return {"notification_rules": [self.backend.render_notification_rule(user, rule, expand)
+                                       for rule in self.backend.notification_rules(user["id"], urgency)]}
 
     def list_maintenance_windows(self, call: ApiCall) -> dict:
         """`filter`: past / future / ongoing / open (ongoing + future) / all (default)."""

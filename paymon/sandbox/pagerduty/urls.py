@@ -26,6 +26,7 @@ url_paths: list[Endpoint] = [
     Endpoint("/incidents/{id}", "update_incident", "PUT"),
     Endpoint("/incidents/{id}/log_entries", "list_log_entries"),
     Endpoint("/incidents/{id}/alerts", "list_alerts"),
+    Endpoint("/incidents/{id}/alerts/{alert_id}", "update_alert", "PUT"),
     Endpoint("/services", "list_services"),
     Endpoint("/services/{id}", "get_service"),
     Endpoint("/services/{id}/integrations/{integration_id}", "get_integration"),
@@ -34,6 +35,7 @@ url_paths: list[Endpoint] = [
     Endpoint("/oncalls", "list_oncalls"),
     Endpoint("/users", "list_users"),
     Endpoint("/users/{id}", "get_user"),
+    Endpoint("/users/{id}/notification_rules", "list_notification_rules"),
     Endpoint("/maintenance_windows", "list_maintenance_windows"),
     Endpoint("/maintenance_windows/{id}", "get_maintenance_window"),
 ]
