@@ -38,6 +38,7 @@ _TOKEN_PATTERN = re.compile(
     r"|\bxapp-[A-Za-z0-9-]{8,}"                     # Slack app-level tokens
     r"|(?<![A-Za-z0-9])u\+[A-Za-z0-9_+-]{12,}"      # PagerDuty user API keys
     r"|\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_.-]{10,}"  # JWTs: Lemon Squeezy API keys
+    r"|\bglpat-[A-Za-z0-9_-]{8,}"                  # GitLab personal access tokens (the runbook's)
 )
 # Credentials in a URL (`https://user:password@host`, a DSN's key): whatever the variable it came from.
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@'\"]+(?::[^/\s@'\"]*)?@")
@@ -179,3 +180,26 @@ class PagerDutySettings:
                                 "(read access; write access to resolve paymon's test incidents)")
         return cls(token=SecretStr(token), from_email=environ.get("PAGERDUTY_FROM_EMAIL") or None,
                    base_url=environ.get("PAGERDUTY_BASE_URL") or PAGERDUTY_DEFAULT_BASE_URL)
+
+RUNBOOK_TOKEN_ENV = "PAYMON_RUNBOOK_TOKEN"
+
+
+@dataclass(frozen=True)
+class RunbookSettings:
+    """Where paymon reads the runbook's markdown (monitoring.yaml `runbook`): a URL, with
+    PAYMON_RUNBOOK_TOKEN sent as `token_header` when set (a private GitLab project), or a file."""
+
+    url: str | None = None
+    path: str | None = None
+    token: SecretStr | None = None
+    token_header: str = "PRIVATE-TOKEN"
+
+    def __post_init__(self):
+        if isinstance(self.token, str):
+            object.__setattr__(self, "token", SecretStr(self.token) if self.token else None)
+
+    @property
+    def where(self) -> str:
+        """For messages: the file or the URL (never the token)."""
+        return self.path or redact(self.url or "")
+

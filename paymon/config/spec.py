@@ -314,15 +314,48 @@ def _longest_wait(slack: SlackDelivery, pagerduty: PagerDutyDelivery | None) -> 
 
 
 class RunbookSpec(_Model):
-    url: str
+    """§6 "Operations Runbook": where people follow it (`url`) and where paymon reads it."""
 
-    @field_validator("url")
+    url: str
+    source: str | None = None
+    """The markdown itself over HTTP (a GitLab raw-file API URL; a private project's web `blob`/`raw`
+    pages redirect to sign-in). Default: `url`. PAYMON_RUNBOOK_TOKEN, if set, is sent as `token_header`."""
+    path: str | None = None
+    """Or a file in this repository, relative to monitoring.yaml (then nothing is fetched)."""
+    token_header: str = "PRIVATE-TOKEN"
+    procedures: list[str] = Field(default_factory=list)
+    """Anchors of §6's response procedures: each must be a section with numbered steps."""
+    reviewed_within: Seconds = 31 * 86400
+    """The runbook's own "Last reviewed: YYYY-MM-DD" line must be at most this old."""
+
+    @field_validator("url", "source")
     @classmethod
-    def _http_only(cls, value: str) -> str:
+    def _http_only(cls, value: str | None) -> str | None:
         # It becomes a link in every alert's report entry: `javascript:` or `file:` must never.
-        if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc:
+        if value is not None and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc):
             raise ValueError(f"expected an http(s) URL, got {value!r}")
         return value
+
+    @field_validator("path")
+    @classmethod
+    def _inside_the_repository(cls, value: str | None) -> str | None:
+        if value is not None and (Path(value).is_absolute() or ".." in Path(value).parts or not value.strip()):
+            raise ValueError(f"expected a path inside the repository (relative, no '..'), got {value!r}")
+        return value
+
+    @field_validator("procedures")
+    @classmethod
+    def _anchors(cls, value: list[str]) -> list[str]:
+        for anchor in value:
+            if not anchor.startswith("#") or len(anchor) < 2:
+                raise ValueError(f"a procedure is an anchor like '#payment-failure-spike', got {anchor!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_place(self) -> "RunbookSpec":
+        if self.source is not None and self.path is not None:
+            raise ValueError("give source (a URL) or path (a file in the repository), not both")
+        return self
 
 
 class Spec(_Model):

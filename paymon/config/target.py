@@ -12,7 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from paymon.errors import SettingsError
-from paymon.config.settings import PagerDutySettings, SentrySettings, SlackSettings
+from urllib.parse import urlsplit
+
+from paymon.config.settings import (RUNBOOK_TOKEN_ENV, PagerDutySettings, RunbookSettings, SentrySettings,
+                                     SlackSettings)
 
 
 @dataclass
@@ -54,6 +57,23 @@ class Target:
                                      from_email=part.get("from_email"))
         return PagerDutySettings.from_env(self.environ)
 
+    def runbook(self, runbook, spec_dir: str | None = None) -> RunbookSettings:
+        """Where the runbook is read (`runbook`: monitoring.yaml's RunbookSpec). A file in the
+        repository is read alike for every target; a URL is, in the sandbox, its path on the
+        sandbox's GitLab (the run's own copy of the document)."""
+        if runbook.path is not None:
+            from pathlib import Path
+
+            return RunbookSettings(path=str(Path(spec_dir or ".") / runbook.path), token_header=runbook.token_header)
+        url = runbook.source or runbook.url
+        if self.sandbox is not None:
+            part = self._sandbox_part("runbook")
+            parts = urlsplit(url)
+            return RunbookSettings(url=part["base_url"] + parts.path + (f"?{parts.query}" if parts.query else ""),
+                                   token=part.get("token"), token_header=runbook.token_header)
+        return RunbookSettings(url=url, token=self.environ.get(RUNBOOK_TOKEN_ENV, "").strip() or None,
+                               token_header=runbook.token_header)
+
     def _sandbox_part(self, service: str) -> dict:
         if service not in self.sandbox:
             raise SettingsError(f"the sandbox world has no {service!r} service: add it to the world file")
@@ -63,8 +83,10 @@ class Target:
         """Every secret value this target knows, for redacting output."""
         values = [self.environ.get(k, "") for k in (
             "SENTRY_AUTH_TOKEN", "SENTRY_DSN", "SLACK_BOT_TOKEN", "PAGERDUTY_API_TOKEN",
-            "PAGERDUTY_ROUTING_KEY", "LEMONSQUEEZY_WEBHOOK_SECRET", "LEMONSQUEEZY_API_KEY", "CRON_SECRET")]
+            "PAGERDUTY_ROUTING_KEY", "LEMONSQUEEZY_WEBHOOK_SECRET", "LEMONSQUEEZY_API_KEY", "CRON_SECRET",
+            RUNBOOK_TOKEN_ENV)]
         if self.sandbox is not None:
             values += [self.sandbox.get("token", ""), (self.sandbox.get("slack") or {}).get("token", ""),
-                       (self.sandbox.get("pagerduty") or {}).get("token", "")]
+                       (self.sandbox.get("pagerduty") or {}).get("token", ""),
+                       (self.sandbox.get("runbook") or {}).get("token", "")]
         return [v for v in values if v]

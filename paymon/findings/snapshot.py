@@ -11,7 +11,7 @@ import functools
 
 from paymon.errors import TargetUnavailable
 
-from paymon.findings import crons, dashboards, integrations
+from paymon.findings import crons, dashboards, integrations, runbook
 from paymon.clients.run_cache import RunCache
 from paymon.findings import alerts as compare
 from paymon.findings.model import Finding
@@ -80,6 +80,16 @@ class SentrySnapshot:
         )
 
     @_read_once
+    def raw_alerts(self) -> dict:
+        """The alert objects as Sentry returned them (the same cached reads `alerts` is built from),
+        for the fields the model leaves out: descriptions and Slack notes (the runbook links)."""
+        project = self.project
+        return {"issue_rules": self._read("issue_rules", api.list_issue_rules, project["slug"]),
+                "metric_rules": self._read("metric_rules", api.list_metric_alert_rules),
+                "detectors": self._read("detectors", api.list_detectors, project["id"]),
+                "workflows": self._read("workflows", api.list_workflows)}
+
+    @_read_once
     def dashboard(self) -> dict | None:
         return self._read("dashboard", api.find_dashboard, self.spec.dashboard.title)
 
@@ -117,6 +127,12 @@ class SentrySnapshot:
             return self._missing(alert_spec.name)
         route = self.spec.severity_routing[alert_spec.severity]
         return compare.routing_findings(alert_spec, route, actual, self.spec)
+
+    def runbook_link_findings(self, alert_spec: AlertSpec) -> list[Finding]:
+        actual = self.alert(alert_spec.name)
+        if actual is None:
+            return self._missing(alert_spec.name)
+        return runbook.link_findings(alert_spec, actual, self.raw_alerts, self.spec)
 
     def performance_findings(self, budget: PerformanceBudget) -> list[Finding]:
         actual = self.alert(budget.name)

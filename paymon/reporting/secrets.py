@@ -26,6 +26,7 @@ SECRET_VARIABLES = (
     "LEMONSQUEEZY_WEBHOOK_SECRET",
     "LEMONSQUEEZY_API_KEY",
     "CRON_SECRET",
+    "PAYMON_RUNBOOK_TOKEN",
 )
 
 # Files above this size are not rewritten (Allure never writes such text files for paymon).

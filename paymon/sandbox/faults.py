@@ -427,7 +427,50 @@ def _reconciliation_issue_open(world: dict, changed: _Changes) -> None:
     app.setdefault("lemonsqueezy", {})["subscriptions"] = rows
 
 
+# --- the operations runbook (world["gitlab"]: the repository file paymon reads) ----------------------
+
+RUNBOOK_FILE = "docs/payment-monitoring.md"
+
+
+def _runbook_files(world: dict, changed: _Changes) -> list[dict]:
+    files = [p["files"][RUNBOOK_FILE] for p in (world.get("gitlab") or {}).get("projects", [])
+             if RUNBOOK_FILE in p.get("files", {})]
+    if not files:
+        raise ConfigError(f"fault {changed.fault!r} needs the world's runbook ('gitlab', {RUNBOOK_FILE})")
+    return files
+
+
+def _runbook_section_missing(world: dict, changed: _Changes) -> None:
+    """§6's "Usage Reporting Failure" procedure is gone from the runbook (alert 4's link dangles)."""
+    import re
+
+    for file in _runbook_files(world, changed):
+        content = re.sub(r"### Usage Reporting Failure\n.*?(?=\n### )", "", file["content"], flags=re.DOTALL)
+        if content != file["content"]:
+            file["content"] = content
+            changed()
+
+
+def _runbook_stale(world: dict, changed: _Changes) -> None:
+    """The runbook was last reviewed 200 days ago."""
+    for file in _runbook_files(world, changed):
+        if file.get("last_reviewed_days_ago") != 200:
+            file["last_reviewed_days_ago"] = 200
+            changed()
+
+
+def _runbook_link_dropped(sentry: dict, changed: _Changes) -> None:
+    """Alert 2's description (metric alert / detector) no longer links to its runbook section."""
+    name = "Webhook Processing Failure"
+    for obj in _metric_rules(sentry, name) + _detectors(sentry, name):
+        if obj.get("description"):
+            obj["description"] = "Webhooks from Lemon Squeezy are failing"
+            changed()
+
+
 _WORLD_FAULTS: dict[str, Callable[[dict, _Changes], None]] = {
+    "runbook-section-missing": _runbook_section_missing,
+    "runbook-stale": _runbook_stale,
     "usage-failures": _app_knob("usage_error_rate", 0.2),
     "cron-missed": _app_history("reconciliation", ["ok", "missed", "missed"]),
     "cron-last-error": _app_history("reconciliation", ["ok", "error"]),
@@ -462,9 +505,13 @@ _FAULTS: dict[str, Callable[[dict, _Changes], None]] = {
     "cron-wrong-hour": _cron_wrong_hour,
     "perf-threshold": _perf_threshold,
     "event-types-error-only": _event_types_error_only,
+    "runbook-link-dropped": _runbook_link_dropped,
 }
 
 FAULTS: dict[str, str] = {
+    "runbook-section-missing": 'runbook: the "Usage Reporting Failure" section (§6 procedure, alert 4) removed',
+    "runbook-stale": "runbook: last reviewed 200 days ago",
+    "runbook-link-dropped": 'alert "Webhook Processing Failure": description no longer links to its runbook section',
     "synthetic-slack-action-removed": 'alert "paymon synthetic check: Slack": Slack action removed',
     "channel-archived": "Slack: #payments-alerts archived",
     "bot-not-in-channel": "Slack: the Sentry bot is not a member of #payments-alerts",

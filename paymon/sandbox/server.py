@@ -29,6 +29,7 @@ from paymon.sandbox.core import Service
 from paymon.sandbox.hub import Hub, SandboxClock
 from paymon.sandbox.sentry import SentryBackend, build_sentry_app
 from paymon.sandbox.pagerduty import SERVICE as PAGERDUTY
+from paymon.sandbox.gitlab import SERVICE as GITLAB
 from paymon.sandbox.slack import SERVICE as SLACK
 
 
@@ -37,6 +38,7 @@ SERVICES: dict[str, Service] = {
     "slack": SLACK,
     "pagerduty": PAGERDUTY,
     "app": Service("/app", lambda part, hub: AppBackend(part, hub=hub), build_app_app),
+    "gitlab": GITLAB,  # the repository holding the operations runbook (§6)
 }
 
 
@@ -144,6 +146,8 @@ class SandboxServer:
             pagerduty = self.backends["pagerduty"]
             info["pagerduty"] = {"base_url": f"{self.base_url}/pagerduty", "token": pagerduty.default_token,
                                  "from_email": getattr(pagerduty, "default_from_email", None)}
+        if "gitlab" in self.backends:
+            info["runbook"] = {"base_url": f"{self.base_url}/gitlab", "token": self.backends["gitlab"].default_token}
         if "app" in self.backends:
             app = self.backends["app"]
             info["app"] = {"base_url": f"{self.base_url}/app", "webhook_secret": app.webhook_secret,

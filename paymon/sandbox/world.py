@@ -99,9 +99,10 @@ def golden_world(generation: str = "workflow") -> dict:
     from paymon.sandbox.app import golden_app_world
     from paymon.sandbox.pagerduty import golden_pagerduty_world
     from paymon.sandbox.slack import golden_slack_world
+    from paymon.sandbox.gitlab import golden_gitlab_world
 
     return {"sentry": sentry, "slack": golden_slack_world(), "pagerduty": golden_pagerduty_world(),
-            "app": golden_app_world()}
+            "app": golden_app_world(), "gitlab": golden_gitlab_world()}
 
 
 _REQUIRED_SENTRY_KEYS = ("organization", "projects", "tokens")
