@@ -16,6 +16,10 @@ Its packages, in the order a run goes through them (ARCHITECTURE.md draws the ar
 Beside the run: sandbox/ (the offline stand-ins for the services). The edges: cli/ (the `paymon`
 command) and, outside this package, fixtures/ (the pytest plugin). Each package imports only
 those listed before it; only the edges import the sandbox.
+
+PYTEST_DONT_REWRITE: the library is not test code. pytest marks every package of a distribution
+with a pytest11 entry point (paymon's plugin) for assertion rewriting, and warns when one was
+imported before it starts, as tests/forked_pytest.py's preloaded server imports this one.
 """
 
 __version__ = "0.1.0"
