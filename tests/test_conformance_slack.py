@@ -163,6 +163,12 @@ def answers():
             call("conversations.history", "empty window", channel=PAYMENTS, oldest=f"{server.clock.now():.6f}")
             call("conversations.history", "inclusive window", channel=PAYMENTS, oldest=posted["ts"],
                  latest=posted["ts"], inclusive="true")
+            server.clock.advance(1)
+            call("chat.postMessage", "hidden reply", sentry, channel=PAYMENTS, text="resolved", thread_ts=posted["ts"])
+            server.clock.advance(1)
+            walk("conversations.replies", "thread", channel=PAYMENTS, ts=posted["ts"])
+            call("conversations.replies", "replies window", channel=PAYMENTS, ts=posted["ts"], oldest="1",
+                 latest="2")
 
             # Errors.
             for method in VERBS:
@@ -175,6 +181,9 @@ def answers():
             call("conversations.list", "bad cursor", cursor="bm9wZQ==")
             call("conversations.members", "bad cursor", channel=PAYMENTS, cursor="bm9wZQ==")
             call("conversations.history", "bad cursor", channel=PAYMENTS, cursor="bm9wZQ==")
+            call("conversations.replies", "no such thread", channel=PAYMENTS, ts="1.000001")
+            call("conversations.replies", "no ts", channel=PAYMENTS)
+            call("conversations.replies", "not a member", channel=GENERAL, ts="1.000001")
             call("conversations.members", "bad limit", channel=PAYMENTS, limit="lots")
             call("conversations.list", "bad types", types="public_channel,dm")
             call("chat.postMessage", "reader lacks chat:write", channel=PAYMENTS, text="x")
@@ -219,7 +228,8 @@ def test_every_method_was_checked_in_success_and_in_error(answers):
         assert {"ok", "not_authed", "invalid_auth", "ratelimited", "service_unavailable"} <= seen, (method, seen)
     errors = set().union(*outcomes.values())
     assert {"missing_scope", "channel_not_found", "not_in_channel", "is_archived", "invalid_cursor",
-            "invalid_limit", "invalid_ts_oldest", "invalid_types", "no_text"} <= errors
+            "invalid_limit", "invalid_ts_oldest", "invalid_types", "no_text", "thread_not_found",
+            "invalid_arguments"} <= errors
 
 
 def test_errors_are_http_200_except_rate_limits_and_server_trouble(answers):

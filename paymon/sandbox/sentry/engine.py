@@ -117,6 +117,8 @@ class AlertEngine:
         self._metric: dict[str, _MetricState] = {}
         self._intervals: dict[str, semantics.ActionInterval] = {}
         self._incident_counter = 0
+        self._slack_threads: dict[tuple, str] = {}
+        """(alert, "issue"|"incident", id, channel) -> ts of Sentry's first post there (the thread)."""
 
     # --- the alert definitions -------------------------------------------------------------------
 
@@ -348,7 +350,26 @@ class AlertEngine:
             return Delivery("slack", action.target, "undeliverable", reason="no Slack backend in the hub",
                             payload=payload)
         visible_at = ctx.at + self._delay("slack")
-        slack.post_message(channel, payload, as_user="sentry", visible_at=visible_at)
+        # Sentry threads what it says again about one issue (issue alerts) or one incident (metric
+        # alerts) under its first post in the channel: `thread_ts` = that post; an issue alert's
+        # repeat is always broadcast to the channel, a metric alert's reply only while the incident
+        # is critical (so "Resolved" stays in the thread, which conversations.history never shows).
+        # getsentry/sentry integrations/slack/actions/notification.py (`reply_broadcast = thread_ts
+        # is not None`) and integrations/slack/utils/notifications.py (`IncidentStatus.CRITICAL`);
+        # org options sentry:issue_alerts_thread_flag / sentry:metric_alerts_thread_flag, default on
+        # (knob `slack_threads`); verified-2026-12.md §10.
+        threads = getattr(self.backend, "slack_threads", {"issue_alerts": True, "metric_alerts": True})
+        subject = ctx.issue.id if ctx.issue is not None else ctx.incident_identifier
+        key = (item.alert.source, "issue" if ctx.issue is not None else "incident", subject, str(channel))
+        parent = self._slack_threads.get(key) if threads.get(
+            "issue_alerts" if ctx.issue is not None else "metric_alerts", True) else None
+        if parent is not None:
+            payload = {**payload, "thread_ts": parent}
+            if ctx.issue is not None or ctx.level == "critical":
+                payload["reply_broadcast"] = True
+        posted = slack.post_message(channel, payload, as_user="sentry", visible_at=visible_at)
+        if parent is None and subject is not None and (posted or {}).get("ts"):
+            self._slack_threads[key] = posted["ts"]
         return Delivery("slack", action.target, "sent", visible_at, payload=payload)
 
     def _pagerduty(self, ctx: notify.AlertContext, action: Action) -> Delivery:

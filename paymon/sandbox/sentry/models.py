@@ -124,6 +124,8 @@ class SentryBackend(HttpFaults):
         self.ingest_rate_limit: dict | None = knobs.get("ingest_rate_limit")
         self.delivery_delay: dict = {**DEFAULT_DELIVERY_DELAY, **knobs.get("delivery_delay", {})}
         self.dual_written_alerts: str = knobs.get("dual_written_alerts", "workflow")
+        # Sentry's Slack threading of repeat notifications (org options, on by default): engine._slack.
+        self.slack_threads: dict = {"issue_alerts": True, "metric_alerts": True, **knobs.get("slack_threads", {})}
         self.events = EventStore(first_short_id=int(knobs.get("first_short_id", 42)))
         self._alert_firings: list[AlertFiring] = []
         self._outbox: list[dict] = []

@@ -9,6 +9,7 @@ Codes and wording: the method pages on docs.slack.dev and slack-api.md §4.
     ├── MissingScope                   + `needed` / `provided`
     ├── ChannelNotFound, NotInChannel, IsArchived
     ├── InvalidCursor, InvalidLimit, InvalidTsOldest, InvalidTsLatest, InvalidTypes
+    ├── ThreadNotFound, InvalidArguments   (conversations.replies)
     ├── NoText, InvalidBlocks, TooManyAttachments, MsgTooLong   (chat.postMessage)
     ├── InvalidJson, JsonNotObject, InvalidFormData   an unreadable body
     ├── UnknownMethod                  HTTP 404
@@ -88,6 +89,18 @@ class InvalidTypes(SlackAPIError):
     """conversations.list `types` holds something other than the four conversation types."""
 
     error = "invalid_types"
+
+
+class ThreadNotFound(SlackAPIError):
+    """conversations.replies: `ts` names no message of the channel."""
+
+    error = "thread_not_found"
+
+
+class InvalidArguments(SlackAPIError):
+    """A required argument is missing (conversations.replies without `ts`)."""
+
+    error = "invalid_arguments"
 
 
 class NoText(SlackAPIError):

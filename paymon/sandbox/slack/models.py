@@ -34,6 +34,7 @@ from decimal import Decimal, InvalidOperation
 from paymon.sandbox.slack.exceptions import (
     ChannelNotFound,
     InjectedError,
+    InvalidArguments,
     InvalidAuth,
     InvalidBlocks,
     InvalidTsLatest,
@@ -48,6 +49,7 @@ from paymon.sandbox.slack.exceptions import (
     RateLimited,
     ServerError,
     SlackAPIError,
+    ThreadNotFound,
     TooManyAttachments,
 )
 
@@ -87,6 +89,8 @@ DEFAULT_KNOBS: dict = {
             "conversations.list": "tier2",
             "conversations.info": "tier3",
             "conversations.history": "tier3",
+            # Internal and Marketplace apps: Tier 3 (docs.slack.dev conversations.replies; verified-2026-12 §10).
+            "conversations.replies": "tier3",
             "conversations.members": "tier4",
             # "special": about one message per second per channel.
             "chat.postMessage": {"limit": 1, "window": 1, "per_channel": True},
@@ -95,6 +99,35 @@ DEFAULT_KNOBS: dict = {
     },
     "fail": [],
     "seed": 0,
+    # Other voices in the alert channels (issue 13 item 1): a real alert channel is not Sentry's
+    # alone. Each voice reacts to what the other emulators did from the moment this backend was
+    # built (never to a generated history), so it is there in every run as it would be live.
+    # Names (bots, users, channels, services) that the world does not hold are ignored.
+    "voices": {
+        "enabled": True,  # False: Sentry's posts alone (unit tests of the emulator's own shapes)
+        # PagerDuty's Slack app posts "Triggered: <incident title>" into the channels connected to
+        # a service when an incident opens there (PagerDuty's Slack integration, "Incident
+        # notifications" per service/channel).
+        "pagerduty_app": {"bot": "pagerduty", "services": {"PTOWPAY": ["#payments-alerts"]}, "delay": 2.0},
+        # People ask about a firing by name ("is anyone looking at *Critical: <alert>*?"), whether or
+        # not Sentry's own post reached the channel (they were paged, or saw it elsewhere).
+        # `quote_issue`: they paste the issue's title (an issue alert's event message, markers included).
+        "people": {"user": "U07ONCALL01", "channels": ["#payments-alerts"], "delay": 30.0, "alerts": None,
+                   "quote_issue": True},
+        # Real firings of the alerts, posted by Sentry's app for real traffic: an incident opens
+        # ("Warning: <name>", a parent), escalates (a "Critical" reply broadcast to the channel, as
+        # Sentry does for a critical metric alert in a thread) and resolves (a reply history never
+        # shows). Every `every` s, starting `first_after` s after the backend was built.
+        "real_firings": [{"alert": "Webhook Processing Failure", "channel": "#payments-alerts",
+                          "every": 21600.0, "first_after": 7200.0, "escalate_after": 120.0,
+                          "resolve_after": 900.0}],
+        # How far back a read materialises periodic voices (a clock moved by days makes no backlog).
+        "horizon": 3600.0,
+    },
+    # conversations.replies for bot tokens: the method's page says bot tokens "lack sufficient
+    # permissions" on channels, yet its facts box lists the bot history scopes and bots read
+    # threads in practice (verified-2026-12 §10). False: a bot token gets missing_scope.
+    "replies_for_bot_tokens": True,
 }
 
 
@@ -250,6 +283,11 @@ class SlackBackend:
                                 retry_after=entry.get("retry_after", 1), times=entry.get("times"))
         self._windows: dict[tuple, tuple[float, int]] = {}  # key -> (window start, count)
         self._requests: list[RecordedRequest] = []
+        self.voices: dict = knobs.get("voices") or {}
+        self.replies_for_bot_tokens: bool = bool(knobs.get("replies_for_bot_tokens", True))
+        self._voices_since = self.clock.now()
+        self._heard: set[tuple] = set()
+        """What the voices already reacted to: ("incident", id), ("firing", index), ("real", i, k)."""
 
     @property
     def clock(self):
@@ -393,6 +431,7 @@ class SlackBackend:
         grant.require(SCOPES["history"][self.conversation_type(channel)])
         if not self.is_member(channel["id"], grant.user_id):
             raise NotInChannel()
+        self.hear_voices()
         now = self.clock.now()
         with self._lock:
             stored = [s for s in self._messages.get(channel["id"], []) if s.visible_at <= now]
@@ -411,6 +450,47 @@ class SlackBackend:
             shown.append(s)
         shown.sort(key=lambda s: s.micros, reverse=True)
         return [_with_thread_summary(s.message, replies.get(s.message["ts"], [])) for s in shown]
+
+    def replies(self, grant: TokenGrant, channel_id: str | None, ts: str | None, oldest: str | None = None,
+                latest: str | None = None, inclusive: bool = False) -> list[dict]:
+        """conversations.replies: the thread of `ts`, its parent first, then the visible replies
+        oldest first (broadcast or not: this is where the replies history leaves out are read).
+        A `ts` with no replies is "just the single message" (the method's docs). `oldest`/`latest`
+        bound the replies; the parent always leads."""
+        if ts is None or str(ts).strip() == "":
+            raise InvalidArguments()
+        try:
+            wanted = ts_to_micros(str(ts).strip())
+        except (InvalidOperation, ValueError):
+            raise ThreadNotFound() from None
+        low = _parse_ts_bound(oldest, InvalidTsOldest)
+        high = _parse_ts_bound(latest, InvalidTsLatest)
+        channel = self._visible_channel(grant, channel_id)
+        if grant.bot_id is not None and not self.replies_for_bot_tokens:
+            raise MissingScope(SCOPES["history"][self.conversation_type(channel)] + " (user token)",
+                               list(grant.scopes))
+        grant.require(SCOPES["history"][self.conversation_type(channel)])
+        if not self.is_member(channel["id"], grant.user_id):
+            raise NotInChannel()
+        self.hear_voices()
+        now = self.clock.now()
+        with self._lock:
+            stored = [s for s in self._messages.get(channel["id"], []) if s.visible_at <= now]
+        parent = next((s for s in stored if s.micros == wanted), None)
+        if parent is None:
+            raise ThreadNotFound()
+        root_ts = parent.message.get("thread_ts", parent.message["ts"])
+        if root_ts != parent.message["ts"]:  # a reply's ts: Slack answers with that thread
+            parent = next((s for s in stored if s.message["ts"] == root_ts), parent)
+        replies = sorted((s for s in stored if s.message.get("thread_ts") == parent.message["ts"]
+                          and s.message["ts"] != parent.message["ts"]), key=lambda s: s.micros)
+        shown = [r for r in replies
+                 if not (low is not None and (r.micros < low or (r.micros == low and not inclusive)))
+                 and not (high is not None and (r.micros > high or (r.micros == high and not inclusive)))]
+        head = _with_thread_summary(parent.message, replies)
+        if replies:
+            head.setdefault("subscribed", False)
+        return [head] + [copy.deepcopy(r.message) for r in shown]
 
     def history_page_cap(self) -> int | None:
         """At most this many messages per conversations.history call (non-Marketplace apps: 15)."""
@@ -457,9 +537,17 @@ class SlackBackend:
                                 "bot_profile": {k: v for k, v in bot.items() if k != "user_id"}})
             if content.get("thread_ts"):
                 message["thread_ts"] = content["thread_ts"]
+                parent = next((s.message for s in self._messages.get(channel["id"], [])
+                               if s.message["ts"] == content["thread_ts"]), None)
+                if parent is not None and parent.get("user"):
+                    message["parent_user_id"] = parent["user"]
                 if content.get("reply_broadcast"):
-                    # Sentry threads repeat alerts with reply_broadcast: shown in history as this subtype.
+                    # A reply sent with reply_broadcast=true is also shown in the channel, as subtype
+                    # thread_broadcast carrying its `root` (docs.slack.dev events/message/thread_broadcast).
                     message["subtype"] = "thread_broadcast"
+                    if parent is not None:
+                        message["root"] = {k: copy.deepcopy(v) for k, v in parent.items()
+                                           if k in ("user", "type", "ts", "text", "bot_id", "app_id", "team")}
             for key in ("blocks", "attachments", "metadata"):
                 if key in content:
                     message[key] = content[key]
@@ -479,6 +567,7 @@ class SlackBackend:
         """Every message stored in a channel (ID or name), oldest first, thread replies and
         not-yet-delivered posts included (unless `visible_only`). Copies: edit the world via the API."""
         channel_id = self.resolve_channel(channel)["id"]
+        self.hear_voices()
         now = self.clock.now()
         with self._lock:
             stored = sorted(self._messages.get(channel_id, []), key=lambda s: s.micros)
@@ -491,6 +580,129 @@ class SlackBackend:
         with self._lock:
             pending = [s for s in self._messages.get(channel_id, []) if s.visible_at > now]
             return [(s.visible_at, copy.deepcopy(s.message)) for s in sorted(pending, key=lambda s: s.visible_at)]
+
+    # --- other voices (knob `voices`) ------------------------------------------------------------
+
+    def hear_voices(self) -> None:
+        """Post what the other voices have said by now (lazily, like everything clock-driven here:
+        reads call it first). The other emulators are read outside this backend's lock, because
+        Sentry's alert engine posts here while it holds its own."""
+        if not self.voices or not self.voices.get("enabled", True):
+            return
+        now = self.clock.now()
+        self._hear_pagerduty_app(self.voices.get("pagerduty_app"))
+        self._hear_people(self.voices.get("people"))
+        for index, voice in enumerate(self.voices.get("real_firings") or ()):
+            self._hear_real_firing(index, voice, now)
+
+    def _say(self, grant: TokenGrant | None, channel: str, payload: dict, at: float) -> dict | None:
+        """Post as another voice; what Slack would refuse (archived, not a member, unknown channel)
+        is dropped, as the other app or person would see an error and move on."""
+        if grant is None:
+            return None
+        try:
+            return self._post(grant, channel, payload, at)[1]
+        except SlackAPIError:
+            return None
+
+    def _bot_grant(self, who: str) -> TokenGrant | None:
+        try:
+            return self.authenticate(self.token_for(who))
+        except (KeyError, SlackAPIError):
+            return None
+
+    def _person_grant(self, user_id: str) -> TokenGrant | None:
+        """A person typing in the Slack client (their own session: no app, no bot)."""
+        if not any(u["id"] == user_id and not u.get("is_bot") for u in self.users):
+            return None
+        return TokenGrant("", (WRITE_SCOPE,), user_id)
+
+    def _heard_once(self, key: tuple) -> bool:
+        with self._lock:
+            if key in self._heard:
+                return True
+            self._heard.add(key)
+            return False
+
+    def _hear_pagerduty_app(self, voice: dict | None) -> None:
+        pagerduty = self.hub.backends.get("pagerduty")
+        if not voice or pagerduty is None:
+            return
+        grant = self._bot_grant(voice.get("bot", "pagerduty"))
+        services = voice.get("services") or {}
+        for incident in pagerduty.incidents:
+            channels = services.get(incident.service_id)
+            if not channels or incident.created_at < self._voices_since or self._heard_once(("incident", incident.id)):
+                continue
+            domain = self.team.get("domain", "example")
+            link = f"https://{domain}.pagerduty.com/incidents/{incident.id}"
+            text = f"Triggered: <{link}|[#{incident.number}] {incident.title}>"
+            attachment = {"color": "#A80000" if incident.urgency == "high" else "#F4B400", "fields": [
+                {"title": "Urgency", "value": incident.urgency.title(), "short": True},
+                {"title": "Assigned", "value": "on-call", "short": True}]}
+            for channel in channels:
+                self._say(grant, channel, {"text": text, "attachments": [attachment]},
+                          incident.created_at + float(voice.get("delay", 2.0)))
+
+    def _hear_people(self, voice: dict | None) -> None:
+        sentry = self.hub.backends.get("sentry")
+        if not voice or sentry is None:
+            return
+        grant = self._person_grant(voice.get("user", ""))
+        wanted = voice.get("alerts")
+        for index, firing in enumerate(sentry.alert_firings):
+            if firing.level == "resolved" or firing.at < self._voices_since:
+                continue
+            if wanted is not None and firing.alert not in wanted:
+                continue
+            if self._heard_once(("firing", index)):
+                continue
+            question = f"is anyone looking at *{firing.level.title()}: {firing.alert}*?"
+            issue = sentry.events.issues.get(firing.issue_id or "") if voice.get("quote_issue") else None
+            quoted = f' "{issue.title}"' if issue is not None else ""
+            blocks = [{"type": "rich_text", "elements": [{"type": "rich_text_section", "elements": [
+                {"type": "text", "text": "is anyone looking at "},
+                {"type": "text", "text": f"{firing.level.title()}: {firing.alert}", "style": {"bold": True}},
+                {"type": "text", "text": "?" + quoted}]}]}]
+            question += quoted
+            for channel in voice.get("channels") or ():
+                self._say(grant, channel, {"text": question, "blocks": blocks},
+                          firing.at + float(voice.get("delay", 30.0)))
+
+    def _hear_real_firing(self, index: int, voice: dict, now: float) -> None:
+        """Sentry's own posts for real traffic, threaded as Sentry threads a metric alert's
+        notifications (one thread per incident; a critical reply broadcast, the resolution not:
+        getsentry/sentry integrations/slack/utils/notifications.py, verified-2026-12 §10)."""
+        grant = self._bot_grant("sentry")
+        every = float(voice.get("every", 21600.0))
+        first = self._voices_since + float(voice.get("first_after", every))
+        if grant is None or every <= 0 or now < first:
+            return
+        horizon = float(self.voices.get("horizon", 3600.0))
+        start = max(0, math.ceil((now - horizon - first) / every))
+        for k in range(start, int((now - first) // every) + 1):
+            if self._heard_once(("real", index, k)):
+                continue
+            at = first + k * every
+            alert, channel = voice["alert"], voice["channel"]
+            parent = self._say(grant, channel, self._sentry_metric_post(alert, "warning", at, k), at)
+            if parent is None:
+                continue
+            critical = {**self._sentry_metric_post(alert, "critical", at, k), "thread_ts": parent["ts"],
+                        "reply_broadcast": True}
+            self._say(grant, channel, critical, at + float(voice.get("escalate_after", 120.0)))
+            resolved = {**self._sentry_metric_post(alert, "resolved", at, k), "thread_ts": parent["ts"]}
+            self._say(grant, channel, resolved, at + float(voice.get("resolve_after", 900.0)))
+
+    def _sentry_metric_post(self, alert: str, level: str, started: float, number: int) -> dict:
+        domain = self.team.get("domain", "example")
+        link = (f"https://{domain}.sentry.io/organizations/{domain}/alerts/rules/details/0/"
+                f"?alert=real-{number}&referrer=metric_alert_slack&detection_type=static")
+        colors = {"critical": "#FA4747", "warning": "#FFC227", "resolved": "#4DC771"}
+        body = f"real traffic\n<!date^{int(started)}^Started: {{date_pretty}} at {{time}} | Sentry Incident>"
+        return {"text": f"<{link}|*{level.title()}: {alert}*>",
+                "attachments": [{"color": colors[level],
+                                 "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": body}}]}]}
 
     # --- changing the workspace (faults) ---------------------------------------------------------
 
@@ -541,7 +753,8 @@ class SlackBackend:
     # --- rate limits -----------------------------------------------------------------------------
 
     def rate_rule(self, method: str) -> RateRule | None:
-        if method == "conversations.history" and self.history_limit_mode == "non_marketplace":
+        # The 2025-05-29 change limits both history and replies for non-Marketplace apps (§10).
+        if method in ("conversations.history", "conversations.replies") and self.history_limit_mode == "non_marketplace":
             rule = self.rate_limits["non_marketplace_history"]
             return RateRule(int(rule["limit"]), float(rule["window"]))
         entry = self.rate_limits["methods"].get(method)

@@ -44,6 +44,7 @@ class SlackJSONResponse(JSONResponse):
 DEFAULT_LIMIT = 100
 MAX_LIST_LIMIT = 1000  # conversations.list / .members: "a limit value under 1000" is recommended
 MAX_HISTORY_LIMIT = 999
+MAX_REPLIES_LIMIT = 1000  # conversations.replies: default and most per page (docs.slack.dev), 15 for non-Marketplace apps
 
 
 class SlackResponse:
@@ -158,6 +159,27 @@ class SlackResponse:
             # Slack's history cursor: base64 of "next_ts:<ts without the dot>" of the next message.
             next_micros = ts_to_micros(messages[start + limit]["ts"])
             body["response_metadata"] = {"next_cursor": _encode_cursor(f"next_ts:{next_micros}")}
+        return body
+
+    def conversations_replies(self, grant: TokenGrant, params: dict) -> dict:
+        """The thread, oldest first (parent leading), paged like history but forwards: the cursor
+        names the next message's ts. Non-Marketplace apps: at most 15 a call, as for history."""
+        cap = self.backend.history_page_cap()
+        limit = self._limit(params, cap or MAX_REPLIES_LIMIT, cap or MAX_REPLIES_LIMIT)
+        messages = self.backend.replies(grant, params.get("channel"), params.get("ts"), oldest=params.get("oldest"),
+                                        latest=params.get("latest"), inclusive=_truthy(params.get("inclusive")))
+        start = 0
+        if params.get("cursor"):
+            raw = _decode_cursor(str(params["cursor"]), "next_ts")
+            if not raw.isdigit():
+                raise InvalidCursor()
+            start = next((i for i, m in enumerate(messages) if ts_to_micros(m["ts"]) >= int(raw)), len(messages))
+        page = messages[start:start + limit]
+        has_more = start + limit < len(messages)
+        body = {"ok": True, "messages": page, "has_more": has_more}
+        if has_more:
+            body["response_metadata"] = {
+                "next_cursor": _encode_cursor(f"next_ts:{ts_to_micros(messages[start + limit]['ts'])}")}
         return body
 
     def chat_post_message(self, grant: TokenGrant, params: dict) -> dict:

@@ -26,6 +26,7 @@ url_paths: list[Method] = [
     Method("conversations.info", "conversations_info", "read"),
     Method("conversations.members", "conversations_members", "read"),
     Method("conversations.history", "conversations_history", "history"),
+    Method("conversations.replies", "conversations_replies", "history"),
     Method("chat.postMessage", "chat_post_message", "write"),
 ]
 
