@@ -17,6 +17,10 @@ def test_slack_delivery(fired_events, slack_deliveries, spec, record_property):
     for event in (e for e in fired_events if e.route == "slack"):
         delivery = slack_deliveries[event.marker]
         record_property("slack_delivery_seconds", delivery.seconds)
+        if delivery.seconds is None and delivery.impossible:
+            pytest.fail(f"Slack delivery: test event {event.marker} (event {event.event_id}) cannot reach {channel}: "
+                        f"{delivery.impossible} (stopped after {delivery.polls} poll(s) instead of waiting out "
+                        f"the {deadline}s deadline)", pytrace=False)
         if delivery.seconds is None:
             pytest.fail(f"Slack delivery: test event {event.marker} (event {event.event_id}) not in {channel} "
                         f"within {deadline}s (polled {delivery.polls}x, "

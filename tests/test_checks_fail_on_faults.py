@@ -56,9 +56,26 @@ EXPECTED = {
         "test_alert_configured[paymon synthetic check: Slack]": "missing slack #payments-alerts",
         "test_slack_delivery": "not in #payments-alerts within 4s",
     },
+    # The watcher stops at its first poll, naming why (issue 14 item 6), instead of waiting out 4 s.
     "channel-archived": {
         "test_slack_channel_ready[#payments-alerts]": "archived expected false, actual true",
+        "test_slack_delivery": "cannot reach #payments-alerts: #payments-alerts is archived",
+    },
+    "bot-not-in-channel-without-public-scope": {
+        "test_slack_channel_ready[#payments-alerts]": "Sentry bot member expected U07SENTRYBT, actual not a member",
+        "test_slack_delivery": "cannot reach #payments-alerts: Sentry's bot U07SENTRYBT is not a member of "
+                               "#payments-alerts (Sentry's Slack integration lacks chat:write.public)",
+    },
+    # Others talk in the channel (PagerDuty's app, a person quoting the event's marker): only Sentry's
+    # app's post counts, so a broken route still fails (issue 13 items 2 and 6). The drill's case:
+    # tests/test_drill.py (test-mode-slack-removed-others-talk).
+    "synthetic-slack-removed-others-talk": {
+        "test_alert_configured[paymon synthetic check: Slack]": "missing slack #payments-alerts",
         "test_slack_delivery": "not in #payments-alerts within 4s",
+    },
+    "test-mode-slack-removed-others-talk": {
+        "test_alert_configured[Test Mode Detected in Production]": "actions expected",
+        "test_alert_severity_routing[Test Mode Detected in Production]": "slack route expected #payments-alerts",
     },
     # Sentry's app has chat:write.public, so it still posts; the readiness check names the cause.
     "bot-not-in-channel": {

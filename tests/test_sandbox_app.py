@@ -205,6 +205,41 @@ def test_error_rate_one_fails_every_request():
         assert _post(sandbox, "/app/api/checkout/pro", json={}).status_code == 500
 
 
+def test_a_failing_webhook_answers_every_verified_delivery_500_and_logs_it():
+    """`fail_endpoints`: the handler fails after verifying (a forged delivery is still 401), and the
+    route's error reaches Sentry tagged webhook=true, which §1 Alert 2 counts."""
+    with SandboxServer(_world(webhook_secret=WORKED["secret"],
+                              fail_endpoints={"/api/webhooks/lemonsqueezy": 500})) as sandbox:
+        signed = _post(sandbox, WEBHOOK, content=WORKED_BODY, headers={"X-Signature": WORKED["x_signature"]})
+        assert signed.status_code == 500
+        assert _post(sandbox, WEBHOOK, content=WORKED_BODY, headers={"X-Signature": "0" * 64}).status_code == 401
+        assert sandbox.backend("app").processed == {}
+        [error] = _events(sandbox, "Webhook processing failed: HTTP 500")
+        assert error.data["level"] == "error" and error.data["tags"]["webhook"] == "true"
+        assert _post(sandbox, "/app/api/checkout/pro", json={}).status_code == 200  # only that endpoint
+
+
+def test_a_new_subscription_takes_its_user_from_meta_custom_data():
+    """Our user id comes back in meta.custom_data (verified-2026-12 §16), not in the attributes."""
+    backend = AppBackend(golden_app_world())
+    new = {"meta": {"event_name": "subscription_created", "webhook_id": "w-new", "custom_data": {"user_id": "u-42"}},
+           "data": {"type": "subscriptions", "id": "999", "attributes": {"status": "on_trial"}}}
+    backend.process_webhook(json.dumps(new).encode(), new)
+    assert backend.subscriptions["999"]["user_id"] == "u-42"
+    assert backend.subscriptions["999"]["status"] == "on_trial"
+
+
+def test_the_lemonsqueezy_account_holds_what_the_app_holds_with_its_own_attributes():
+    """By default the account mirrors the app's rows (no discrepancy), keeping LS's attributes (the
+    checkout's e-mail) and dropping the app's own columns (its user id, tier)."""
+    backend = AppBackend(golden_app_world())
+    row = backend.lemonsqueezy.subscriptions["1287450"]
+    assert row["status"] == backend.subscriptions["1287450"]["status"]
+    assert row["user_email"] == "paymon-synthetic@towerofbabel.com"
+    assert "user_id" not in row and "tier" not in row
+    assert backend.reconcile()["discrepancies"] == []
+
+
 def test_fixed_latency_per_endpoint_is_slept():
     knobs = {"latency_ms": {"/api/checkout/pro": 60, "default": 0}}
     backend = AppBackend({**golden_app_world(), "knobs": knobs})

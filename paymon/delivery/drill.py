@@ -15,10 +15,13 @@ checks), the drill trips the production alerts themselves. For each alert of mon
      clock paymon controls (the in-process sandbox: it advances the clock past the window between
      the two batches); elsewhere it is skipped, and the result says so.
   3. `Drill.wait` reads every declared action back where people see it: each Slack channel (a
-     post at or after the over-batch naming the alert or carrying the marker: metric alerts carry
-     no event data, slack-api.md §6.2), the PagerDuty service (an incident opened after firing
-     whose title names the alert or carries the marker), e-mail (only in the sandbox's outbox;
-     against live services paymon cannot read anyone's mailbox, and says so).
+     post by Sentry's app at or after the over-batch naming the alert or carrying the marker:
+     metric alerts carry no event data, slack-api.md §6.2; a person or PagerDuty's app naming the
+     alert never counts, nor a reply in the thread of an older notification), the PagerDuty
+     service (an incident opened after firing whose title names the alert or carries the marker),
+     e-mail (only in the sandbox's outbox; against live services paymon cannot read anyone's
+     mailbox, and says so). Names match as everywhere (paymon/rules/names.py). Afterwards only
+     what carries the drill's marker is resolved; an incident matched by name alone is listed.
 
 Deadlines are monitoring.yaml's `delivery` (Slack; PagerDuty); e-mail, which has none, uses
 Slack's. All waiting goes through `clock`/`sleep`, so in the sandbox "sleeping" advances the
@@ -36,7 +39,7 @@ from dataclasses import dataclass, field
 from paymon.delivery.endtoend import iso, late_grace, parse_iso
 from paymon.rules import query as q
 from paymon.rules.names import mentions
-from paymon.clients.slack import find_channel, message_texts
+from paymon.clients.slack import SentryApp, find_channel, message_texts
 
 DRILL_TAG = "paymon_drill"
 _RESOLVED = re.compile(r"\bResolved\b")
@@ -299,6 +302,20 @@ def slack_names_alert(message: dict, alert: str, marker: str) -> bool:
     return mentions(head, alert) and not _RESOLVED.search(head)
 
 
+def counts_as_sentrys_post(message: dict, alert: str, marker: str, sentry: SentryApp, since: float) -> bool:
+    """Whether `message` is Sentry's notification of this drill: posted by Sentry's app (never a
+    person, PagerDuty's app or another bot naming the alert: issue 13 item 2), at or after `since`,
+    naming the alert or carrying the marker (slack_names_alert), and not a reply in the thread of a
+    notification older than the drill (Sentry threads an incident's or issue's later notifications
+    under its first post: a broadcast "Critical" there is an earlier, real firing escalating)."""
+    if float(message.get("ts") or 0) < since or not sentry.posted(message):
+        return False
+    thread = message.get("thread_ts")
+    if thread and thread != message.get("ts") and float(thread) < since:
+        return False
+    return slack_names_alert(message, alert, marker)
+
+
 def incident_names_alert(incident: dict, alert: str, marker: str) -> bool:
     title = (incident.get("title") or "") + " " + (incident.get("summary") or "")
     return mentions(title, alert) or has_marker(title, marker)
@@ -312,8 +329,13 @@ class Readback:
                  email_recipients: Callable[[str], tuple[list[str], str | None]] | None = None,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
                  drift: float = 5.0, poll_interval: float = 1.0,
-                 no_outbox_reason: str = "against live services paymon reads no mailbox"):
+                 no_outbox_reason: str = "against live services paymon reads no mailbox",
+                 sentry: SentryApp | None = None, slack_blocked: Callable[[str], str | None] | None = None):
         self.slack_reader, self.pagerduty = slack_reader, pagerduty
+        self.sentry = sentry if sentry is not None else SentryApp()
+        """Sentry's Slack app: only its posts count (clients/slack.SentryApp)."""
+        self.slack_blocked = slack_blocked
+        """channel id -> why Sentry's post certainly cannot reach it (endtoend.slack_delivery_blocked)."""
         self.outbox, self.email_recipients = outbox, email_recipients
         self.clock, self.sleep, self.drift, self.poll_interval = clock, sleep, drift, poll_interval
         self.no_outbox_reason = no_outbox_reason
@@ -323,7 +345,10 @@ class Readback:
         """channel name -> when its history was last read (rate limits can hold a read back)."""
         self.polls = 0
         self.incidents: dict[str, str] = {}
-        """incident id -> service id, for every incident the drill matched (to resolve afterwards)."""
+        """incident id -> service id, for every incident carrying the drill's marker (to resolve afterwards)."""
+        self.named_only: dict[str, str] = {}
+        """incident id -> title, for incidents matched by the alert's name alone: maybe a real page,
+        so cleanup lists them and never touches them (issue 13 item 2)."""
 
     # --- preparing what can be prepared once -------------------------------------------------------
 
@@ -338,9 +363,21 @@ class Readback:
         return self._services[name]
 
     def _prepare(self, expected: list[Expected], recipients: dict[str, str]) -> None:
+        if any(item.kind == "slack" for item in expected) and not self.sentry.known:
+            from paymon.errors import TargetUnavailable
+
+            raise TargetUnavailable("paymon cannot tell Sentry's posts from others' in Slack: set "
+                                    "integrations.slack.sentry_bot_user in monitoring.yaml (Sentry's app's Member ID)")
+        blocked: dict[str, str | None] = {}
         for item in expected:
             if item.kind == "slack" and self._channel(item.target) is None:
                 item.problem = f"channel {item.target} not found in Slack"
+            elif item.kind == "slack" and self.slack_blocked is not None:
+                channel_id = self._channel(item.target)["id"]
+                if channel_id not in blocked:
+                    blocked[channel_id] = self.slack_blocked(channel_id)
+                if blocked[channel_id]:
+                    item.problem = blocked[channel_id]  # certain at once: no wait for the deadline
             elif item.kind == "pagerduty" and self._service(item.target) is None:
                 item.problem = f"PagerDuty service {item.target!r} not found"
             elif item.kind == "email":
@@ -378,13 +415,15 @@ class Readback:
                 retry_after = max(retry_after, exc.retry_after)
                 continue
             self._read_at[name] = self.clock()
+            self.sentry.learn(messages)
             for item in items:
-                hits = [m for m in messages if float(m["ts"]) >= item.fired_at - self.drift
-                        and slack_names_alert(m, item.alert, item.marker)]
+                hits = [m for m in messages
+                        if counts_as_sentrys_post(m, item.alert, item.marker, self.sentry, item.fired_at - self.drift)]
                 if hits:
                     first = min(hits, key=lambda m: float(m["ts"]))
                     item.arrived_at = float(first["ts"])
-                    item.evidence = {"ts": first["ts"], "text": (first.get("text") or "")[:200]}
+                    item.evidence = {"ts": first["ts"], "text": (first.get("text") or "")[:200],
+                                     "app_id": first.get("app_id")}
         return retry_after
 
     def _poll_pagerduty(self, pending: list[Expected]) -> None:
@@ -401,7 +440,11 @@ class Readback:
                         and incident_names_alert(i, item.alert, item.marker)]
                 if hits:
                     first = min(hits, key=lambda i: parse_iso(i["created_at"]))
-                    self.incidents[first["id"]] = service["id"]
+                    title = f"{first.get('title') or ''} {first.get('summary') or ''}"
+                    if has_marker(title, item.marker):
+                        self.incidents[first["id"]] = service["id"]
+                    else:
+                        self.named_only[first["id"]] = first.get("title") or first["id"]
                     item.arrived_at = parse_iso(first["created_at"])
                     item.evidence = {"incident": first["id"], "title": first.get("title"),
                                      "urgency": first.get("urgency"), "created_at": first["created_at"]}

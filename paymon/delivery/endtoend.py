@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 
 from paymon.config.spec import delivery_grace
 from paymon.errors import TargetUnavailable
-from paymon.clients.slack import SlackRateLimited, SlackReader, contains
+from paymon.clients.slack import SentryApp, SlackRateLimited, SlackReader, app_of, contains
 
 
 
@@ -96,6 +96,8 @@ class Delivery:
     evidence: dict = field(default_factory=dict)
     polls: int = 0
     waited_for_rate_limit_s: float = 0.0
+    impossible: str | None = None
+    """Why the delivery certainly cannot come (the watcher stopped at once instead of waiting)."""
 
     @property
     def seconds(self) -> float | None:
@@ -106,12 +108,41 @@ class Delivery:
         return self.seconds is not None and self.seconds <= self.deadline_s
 
 
+def slack_delivery_blocked(reader: SlackReader, channel_id: str, sentry: SentryApp, *,
+                           sentry_posts_publicly: bool = True) -> str | None:
+    """Why Sentry's post certainly cannot reach the channel, or None while it still may.
+
+    Certain: the channel is archived (chat.postMessage answers is_archived), or Sentry's bot is not
+    a member where membership is needed: a private channel, or any channel when Sentry's Slack
+    integration lacks `chat:write.public` (chat.postMessage answers not_in_channel). A public
+    channel is not enough to be sure: with chat:write.public Sentry posts without joining."""
+    info = reader.channel_info(channel_id)
+    name = "#" + (info.get("name") or channel_id)
+    if info.get("is_archived"):
+        return f"{name} is archived: Slack refuses every post there (is_archived)"
+    if sentry.bot_user and (info.get("is_private") or not sentry_posts_publicly):
+        if sentry.bot_user not in reader.members(channel_id):
+            why = ("a private channel" if info.get("is_private")
+                   else "Sentry's Slack integration lacks chat:write.public")
+            return (f"Sentry's bot {sentry.bot_user} is not a member of {name} ({why}): its posts fail with "
+                    "not_in_channel")
+    return None
+
+
 class SlackChannelWatcher:
-    """One poller for one channel, serving every marker waiting on it (one history call per poll)."""
+    """One poller for one channel, serving every marker waiting on it (one history call per poll).
+
+    Only Sentry's posts count (`sentry`: its app, clients/slack.SentryApp), and only those carrying
+    a marker: a person quoting the marker, PagerDuty's app or another run's post never delivers it.
+    `blocked` says why the delivery certainly cannot come (slack_delivery_blocked); asked once the
+    first poll found not everything, it ends the wait at once with that reason."""
 
     def __init__(self, reader: SlackReader, channel_id: str, since: float, *, poll_interval: float = 1.0,
-                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
+                 sentry: SentryApp | None = None, blocked: Callable[[], str | None] | None = None):
         self.reader, self.channel_id = reader, channel_id
+        self.sentry = sentry if sentry is not None else SentryApp()
+        self.blocked = blocked
         # CI clocks drift: start a little before the first send.
         self.oldest = since - 5.0
         self.poll_interval = poll_interval
@@ -122,19 +153,28 @@ class SlackChannelWatcher:
 
     def _poll(self, markers: list[str]) -> None:
         self.polls += 1
-        for message in self.reader.history(self.channel_id, self.oldest):
+        messages = self.reader.history(self.channel_id, self.oldest)
+        self.sentry.learn(messages)
+        for message in messages:
+            if not self.sentry.posted(message):
+                continue  # a person, PagerDuty's app, another bot: never Sentry's delivery
             for marker in markers:
                 if marker not in self.found and contains(message, marker):
                     self.found[marker] = message
+
 
     def wait_for(self, deliveries: list[Delivery], read_budget: float = 30.0) -> list[Delivery]:
         """Poll until every marker is found or the latest deadline (plus grace) has passed, with
         at least one successful poll at or after that moment. Waiting out Slack's rate limits has
         its own budget (`read_budget` past the start or the deadline, whichever is later): a
         slow reader must not turn an on-time delivery into a missing one."""
+        if not self.sentry.known:
+            raise TargetUnavailable("paymon cannot tell Sentry's posts from others' in Slack: set "
+                                    "integrations.slack.sentry_bot_user in monitoring.yaml (Sentry's app's Member ID)")
         markers = [d.marker for d in deliveries]
         give_up = max(d.fired_at + d.deadline_s + late_grace(d.deadline_s) for d in deliveries)
         read_until = max(give_up, self._clock() + read_budget)
+        impossible, asked = None, False
         interval = self.poll_interval
         while True:
             polled_at = self._clock()
@@ -149,6 +189,11 @@ class SlackChannelWatcher:
                 continue
             if all(m in self.found for m in markers) or polled_at >= give_up:
                 break
+            if self.blocked is not None and not asked:
+                asked = True
+                impossible = self.blocked()
+                if impossible is not None:
+                    break  # certain: waiting out the deadline would only delay the same verdict
             # Poll fast first, then back off; the last poll lands on give_up itself.
             self._sleep(min(interval, max(give_up - self._clock(), 0.0)))
             interval = min(interval * 1.5, 10.0)
@@ -158,7 +203,9 @@ class SlackChannelWatcher:
             if message is not None:
                 delivery.arrived_at = float(message["ts"])
                 delivery.evidence = {"ts": message["ts"], "text": (message.get("text") or "")[:200],
-                                     "bot_id": message.get("bot_id")}
+                                     "bot_id": message.get("bot_id"), "app_id": app_of(message)}
+            else:
+                delivery.impossible = impossible
         return deliveries
 
 

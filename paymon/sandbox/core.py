@@ -24,6 +24,9 @@ class Service:
     backend_factory: Callable[[dict, Hub], object]
     """Builds the service's backend from its part of the world; the hub is shared by all."""
     app_factory: Callable[[object], object]
+    world_part: str | None = None
+    """The world's key it is built from, when not its own name (the Lemon Squeezy API serves the
+    payment app's account: `world["app"]`)."""
 
 
 @dataclass(frozen=True)

@@ -356,6 +356,59 @@ def _bot_not_in_channel(world: dict, changed: _Changes) -> None:
         changed()
 
 
+def _others_talk_at_once(world: dict) -> None:
+    """The alert channel's other voices (paymon/sandbox/slack/models.py knob `voices`) speak within
+    a second of a firing, inside the short test deadlines: PagerDuty's app ("Triggered: ..."), and the
+    on-call asking about the alert by name, pasting the issue's title (markers included)."""
+    voices = world["slack"].setdefault("knobs", {}).setdefault("voices", {})
+    voices["pagerduty_app"] = {"bot": "pagerduty", "services": {PAGERDUTY_SERVICE: ["#payments-alerts"]}, "delay": 1.0}
+    voices["people"] = {"user": "U07ONCALL01", "channels": ["#payments-alerts"], "delay": 1.0, "alerts": None,
+                        "quote_issue": True}
+
+
+def _synthetic_slack_removed_others_talk(world: dict, changed: _Changes) -> None:
+    """The synthetic Slack check's route is broken (its Slack action removed) while PagerDuty's app
+    and a person talk about the alert in #payments-alerts, the person quoting the test event."""
+    _synthetic_slack_action_removed(world["sentry"], changed)
+    _others_talk_at_once(world)
+
+
+def _test_mode_slack_removed_others_talk(world: dict, changed: _Changes) -> None:
+    """Alert 6 no longer posts to #payments-alerts (its other actions stay: it still pages), while
+    PagerDuty's app posts the page there and a person asks about the alert by name."""
+    name = "Test Mode Detected in Production"
+    for rule in _issue_rules(world["sentry"], name):
+        rule["actions"] = [a for a in rule["actions"] if not (a["id"].endswith("SlackNotifyServiceAction")
+                                                              and a.get("channel_id") == PAYMENTS_ALERTS)]
+        changed()
+    for rule in _metric_rules(world["sentry"], name):
+        for trigger in rule["triggers"]:
+            trigger["actions"] = [a for a in trigger["actions"]
+                                  if not (a["type"] == "slack" and a.get("inputChannelId") == PAYMENTS_ALERTS)]
+        changed()
+    for workflow in _workflows(world["sentry"], name):
+        for group in workflow["actionFilters"]:
+            group["actions"] = [a for a in group["actions"] if not (
+                a["type"] == "slack" and (a.get("config") or {}).get("targetIdentifier") == PAYMENTS_ALERTS)]
+        changed()
+    _others_talk_at_once(world)
+
+
+def _bot_not_in_channel_without_public_scope(world: dict, changed: _Changes) -> None:
+    """Sentry's bot left #payments-alerts, and Sentry's Slack app lacks chat:write.public (installed
+    before it asked for it): every post there fails with not_in_channel."""
+    _bot_not_in_channel(world, changed)
+    for token in world["slack"]["tokens"]:
+        if token["user_id"] == SENTRY_BOT_USER and "chat:write.public" in token["scopes"]:
+            token["scopes"].remove("chat:write.public")
+            changed()
+    for integration in world["sentry"]["integrations"]:
+        if (integration.get("provider") or {}).get("key") == "slack" and "chat:write.public" in (
+                integration.get("scopes") or []):
+            integration["scopes"].remove("chat:write.public")
+            changed()
+
+
 def _pagerduty_service_disabled(world: dict, changed: _Changes) -> None:
     for service in world["pagerduty"]["services"]:
         if service["id"] == PAGERDUTY_SERVICE:
@@ -418,7 +471,7 @@ def _reconciliation_issue_open(world: dict, changed: _Changes) -> None:
     """Lemon Squeezy says the synthetic Pro subscription is cancelled, the app's DB says active (a
     missed webhook): last nights' runs reported "reconciliation discrepancies detected", unresolved."""
     app = _app(world, changed)
-    rows = [{k: r.get(k) for k in ("id", "status", "variant_id", "subscription_item_id")}
+    rows = [{k: v for k, v in r.items() if k not in ("user_id", "tier")}  # LS knows no app user ids
             for r in app.get("subscriptions", []) if r.get("status") != "pending"]
     for row in rows:
         if row["id"] == "1287450":
@@ -483,6 +536,9 @@ _WORLD_FAULTS: dict[str, Callable[[dict, _Changes], None]] = {
     "signature-500-on-short-header": _app_knob("signature_compare_throws", True),
     "channel-archived": _channel_archived,
     "bot-not-in-channel": _bot_not_in_channel,
+    "bot-not-in-channel-without-public-scope": _bot_not_in_channel_without_public_scope,
+    "synthetic-slack-removed-others-talk": _synthetic_slack_removed_others_talk,
+    "test-mode-slack-removed-others-talk": _test_mode_slack_removed_others_talk,
     "pagerduty-service-disabled": _pagerduty_service_disabled,
     "pagerduty-maintenance": _pagerduty_maintenance,
     "wrong-routing-key": _wrong_routing_key,
@@ -515,6 +571,12 @@ FAULTS: dict[str, str] = {
     "synthetic-slack-action-removed": 'alert "paymon synthetic check: Slack": Slack action removed',
     "channel-archived": "Slack: #payments-alerts archived",
     "bot-not-in-channel": "Slack: the Sentry bot is not a member of #payments-alerts",
+    "bot-not-in-channel-without-public-scope": "Slack: the Sentry bot is not a member of #payments-alerts and "
+                                               "Sentry's app lacks chat:write.public",
+    "synthetic-slack-removed-others-talk": 'alert "paymon synthetic check: Slack": Slack action removed, while '
+                                           "PagerDuty's app and a person (quoting the event) talk in #payments-alerts",
+    "test-mode-slack-removed-others-talk": 'alert "Test Mode Detected in Production": no post to #payments-alerts, '
+                                           "while PagerDuty's app and a person name the alert there",
     "pagerduty-service-disabled": 'PagerDuty: service "TowerOfBabel Payments" disabled',
     "pagerduty-maintenance": 'PagerDuty: service "TowerOfBabel Payments" in a maintenance window',
     "wrong-routing-key": "Sentry's PagerDuty service table holds a routing key PagerDuty does not know",

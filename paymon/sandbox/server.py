@@ -30,6 +30,7 @@ from paymon.sandbox.hub import Hub, SandboxClock
 from paymon.sandbox.sentry import SentryBackend, build_sentry_app
 from paymon.sandbox.pagerduty import SERVICE as PAGERDUTY
 from paymon.sandbox.gitlab import SERVICE as GITLAB
+from paymon.sandbox.lemonsqueezy import SERVICE as LEMONSQUEEZY
 from paymon.sandbox.slack import SERVICE as SLACK
 
 
@@ -38,6 +39,7 @@ SERVICES: dict[str, Service] = {
     "slack": SLACK,
     "pagerduty": PAGERDUTY,
     "app": Service("/app", lambda part, hub: AppBackend(part, hub=hub), build_app_app),
+    "lemonsqueezy": LEMONSQUEEZY,  # the app's Lemon Squeezy account (after "app": it is the app's)
     "gitlab": GITLAB,  # the repository holding the operations runbook (§6)
 }
 
@@ -49,9 +51,10 @@ def build_app(world: dict, hub: Hub | None = None) -> Starlette:
     backends, mounts = hub.backends, []
     # Prefixed services first: the root mount matches every path.
     for name, service in sorted(SERVICES.items(), key=lambda item: item[1].prefix == ""):
-        if name not in world:
+        part = service.world_part or name
+        if part not in world:
             continue
-        backend = service.backend_factory(world[name], hub)
+        backend = service.backend_factory(world[part], hub)
         backends[name] = backend
         mounts.append(Mount(service.prefix, app=service.app_factory(backend)))
     # The control API (clock, engine firings, outbox) for processes that do not hold the backends.
@@ -148,6 +151,9 @@ class SandboxServer:
                                  "from_email": getattr(pagerduty, "default_from_email", None)}
         if "gitlab" in self.backends:
             info["runbook"] = {"base_url": f"{self.base_url}/gitlab", "token": self.backends["gitlab"].default_token}
+        if "lemonsqueezy" in self.backends:
+            info["lemonsqueezy"] = {"base_url": f"{self.base_url}/lemonsqueezy",
+                                    "api_key": self.backends["lemonsqueezy"].default_api_key}
         if "app" in self.backends:
             app = self.backends["app"]
             info["app"] = {"base_url": f"{self.base_url}/app", "webhook_secret": app.webhook_secret,

@@ -9,11 +9,14 @@ Shape of `world["app"]` (see `worlds/app.json`):
     store           {"id", "slug", "domain"}     the LS store checkouts are created in
     variants        {"pro": id, "payg": id}      LS variant per tier
     subscriptions   [{"id", "user_id", "tier", "status", "variant_id", "subscription_item_id",
-                      "is_usage_based", "updated_at"}]      the app's DB table (id: LS's, a string)
+                      "is_usage_based", "updated_at"}]      the app's DB table (id: LS's, a string);
+                    a row may carry Lemon Squeezy's attributes too ("user_email", "customer_id", ...),
+                    which only the LS account keeps
     usage           [{"subscription_item_id", "quantity", "at"}]  billable units the app recorded
-    lemonsqueezy    {"subscriptions": [{"id", "status", "variant_id", "subscription_item_id"}],
-                     "usage": {subscription item id: quantity}}   what LS holds; default: the same
-                                                 as the app's DB (no discrepancy)
+    lemonsqueezy    {"subscriptions": [{"id", "status", "variant_id", "subscription_item_id", ...}],
+                     "usage": {subscription item id: quantity}, "api_keys", "knobs"}   what LS holds
+                    (paymon.sandbox.lemonsqueezy, also served as its API); default: the same as the
+                    app's rows (no discrepancy)
     history         what happened before the sandbox started, replayed at start (into Sentry, and
                     for usage reports into the DB and LS too), reconciliation runs first:
                     traffic         {"per_endpoint": n, "over": "1h"}   sampled request transactions
@@ -28,6 +31,11 @@ Shape of `world["app"]` (see `worlds/app.json`):
                     test_mode                    LEMONSQUEEZY_TEST_MODE: checkouts are test-mode
                     skip_signature_verification  a broken app: accepts any X-Signature
                     error_rate                   fraction of requests answering 500, from Random(seed)
+                    fail_endpoints               {endpoint path: status}: every request there (a
+                                                 webhook: every verified one) fails with that
+                                                 status, its error captured to Sentry as an
+                                                 unhandled exception in the route would be (the
+                                                 webhook's tagged webhook=true, which §1 Alert 2 counts)
                     seed                         for latency and error draws
                     latency_ms                   {endpoint path: ms | {"p50", "p95"}} (or one value
                                                  for every endpoint): the app's simulated work
@@ -65,6 +73,7 @@ from dataclasses import dataclass
 from paymon.sandbox.app.db import AppDB
 from paymon.sandbox.app.telemetry import AppTelemetry
 from paymon.sandbox.hub import Hub
+from paymon.sandbox.lemonsqueezy.models import APP_ONLY_KEYS, LemonSqueezyBackend, UsageReportingError
 
 CHECKOUT_PRO = "/api/checkout/pro"
 CHECKOUT_PAYG = "/api/checkout/payg"
@@ -86,6 +95,7 @@ DEFAULT_KNOBS = {
     "test_mode": False,
     "skip_signature_verification": False,
     "error_rate": 0.0,
+    "fail_endpoints": {},
     "seed": 0,
     "latency_ms": 0,
     "latency_mode": "wait",
@@ -161,51 +171,6 @@ class Latency:
         return self.p50 * math.exp(rng.gauss(0.0, self.sigma))
 
 
-class UsageReportingError(Exception):
-    """Lemon Squeezy refused a usage record (the stand-in's `usage_error_rate`)."""
-
-    def __init__(self, status: int, detail: str):
-        super().__init__(f"{status} {detail}")
-        self.status, self.detail = status, detail
-
-
-class LemonSqueezyStandIn:
-    """The bits of the LS API the app needs: `POST /v1/checkouts` (a persistent checkout with a
-    signed URL), `POST /v1/usage-records`, and the subscription list reconciliation walks."""
-
-    def __init__(self, store: dict, clock, subscriptions: list[dict] | None = None,
-                 usage: dict | None = None):
-        self.store = store
-        self.clock = clock
-        self.checkouts: dict[str, dict] = {}
-        self.subscriptions: dict[str, dict] = {str(s["id"]): dict(s) for s in subscriptions or []}
-        self.usage: dict[int, int] = {int(k): int(v) for k, v in (usage or {}).items()}
-        self.usage_records: list[dict] = []
-
-    def create_checkout(self, variant_id: int, custom: dict, test_mode: bool) -> dict:
-        checkout_id = str(uuid.uuid4())
-        expires = int(self.clock.now()) + 24 * 3600
-        signature = hashlib.sha256(f"{checkout_id}:{expires}".encode()).hexdigest()
-        url = (f"https://{self.store.get('domain', 'store.lemonsqueezy.com')}/checkout/custom/{checkout_id}"
-               f"?expires={expires}&signature={signature}")
-        checkout = {"type": "checkouts", "id": checkout_id,
-                    "attributes": {"store_id": self.store.get("id"), "variant_id": variant_id, "url": url,
-                                   "test_mode": bool(test_mode), "expires_at": expires,
-                                   "checkout_data": {"custom": dict(custom)}}}
-        self.checkouts[checkout_id] = checkout
-        return checkout
-
-    def create_usage_record(self, subscription_item_id: int, quantity: int, fail: bool) -> dict:
-        if fail:
-            raise UsageReportingError(429, "Too Many Attempts.")
-        record = {"type": "usage-records", "id": str(len(self.usage_records) + 1),
-                  "attributes": {"subscription_item_id": subscription_item_id, "quantity": quantity,
-                                 "action": "increment"}}
-        self.usage_records.append(record)
-        self.usage[int(subscription_item_id)] = self.usage.get(int(subscription_item_id), 0) + int(quantity)
-        return record
-
-
 def find_discrepancies(app_rows: list[dict], app_usage: dict[int, int], ls_rows: dict[str, dict],
                        ls_usage: dict[int, int]) -> list[dict]:
     """The reconciliation job's comparison (reference §3): status mismatch, usage mismatch and
@@ -266,11 +231,13 @@ class AppBackend:
         self.rejected: int = 0                 # webhooks refused for their signature
         self.requests: dict[str, int] = {}     # endpoint -> count
         ls = world.get("lemonsqueezy") or {}
-        mirrored = [{k: r.get(k) for k in ("id", "status", "variant_id", "subscription_item_id")}
-                    for r in self.db.subscriptions() if r["status"] != "pending"]
-        self.lemonsqueezy = LemonSqueezyStandIn(
+        # By default LS holds what the app holds: the world's rows with LS's attributes (the e-mail
+        # and customer of the checkout, ...), without the app's own columns (its user id, tier).
+        mirrored = [{k: v for k, v in r.items() if k not in APP_ONLY_KEYS}
+                    for r in world.get("subscriptions", []) if r.get("status") != "pending"]
+        self.lemonsqueezy = LemonSqueezyBackend(
             self.store, self.hub.clock, ls.get("subscriptions", mirrored),
-            ls.get("usage", self.db.usage_totals()))
+            ls.get("usage", self.db.usage_totals()), ls.get("api_keys"), ls.get("knobs"))
         self.telemetry = AppTelemetry(self.hub, self.environment, float(self.knobs["traces_sample_rate"]),
                                       bool(self.knobs["tag_payment_flow"]))
         self.started = False
@@ -314,6 +281,17 @@ class AppBackend:
     @property
     def test_mode(self) -> bool:
         return bool(self.knobs["test_mode"])
+
+    def forced_failure(self, endpoint: str) -> int | None:
+        """The `fail_endpoints` status of this endpoint, its error captured as the route's would be."""
+        status = (self.knobs.get("fail_endpoints") or {}).get(endpoint)
+        if status is None:
+            return None
+        if endpoint == WEBHOOK:
+            self.report(f"Webhook processing failed: HTTP {int(status)}", "error", {"webhook": "true"})
+        else:
+            self.report(f"{endpoint} failed: HTTP {int(status)}", "error", {})
+        return int(status)
 
     def draw_work(self, endpoint: str) -> tuple[float, bool]:
         """(seconds of simulated work, whether this request fails with 500) for one request."""
@@ -407,11 +385,11 @@ class AppBackend:
         with self._lock:
             if self.db.processed(key):
                 return {"received": True, "duplicate": True}
-            subscription_id = self._apply(event, data)
+            subscription_id = self._apply(event, data, meta)
             self.db.mark_processed(key, event, subscription_id)
         return {"received": True, "duplicate": False}
 
-    def _apply(self, event: str | None, data: dict) -> str | None:
+    def _apply(self, event: str | None, data: dict, meta: dict) -> str | None:
         attributes = data.get("attributes") or {}
         if not isinstance(event, str):
             return None
@@ -423,7 +401,8 @@ class AppBackend:
             updated_at = attributes.get("updated_at")
             if row is not None and updated_at and row.get("updated_at") and updated_at < row["updated_at"]:
                 return subscription_id  # older than what is stored: out-of-order delivery (§4.6)
-            row = row or {"id": subscription_id, "user_id": (attributes.get("custom_data") or {}).get("user_id")}
+            # Our user id comes back in meta.custom_data, set at checkout (verified §16).
+            row = row or {"id": subscription_id, "user_id": (meta.get("custom_data") or {}).get("user_id")}
             item = attributes.get("first_subscription_item") or {}
             row.update({k: v for k, v in {
                 "status": attributes.get("status"), "variant_id": attributes.get("variant_id"),

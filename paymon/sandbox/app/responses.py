@@ -37,13 +37,15 @@ class AppResponse:
 
     async def _work(self, endpoint: str) -> JSONResponse | None:
         """Do (or, reporting only, record) the drawn latency; a 500 if this request is one of the
-        `error_rate` failures."""
+        `error_rate` failures, the `fail_endpoints` status if its endpoint has one."""
         delay, fails = self.backend.draw_work(endpoint)
         _work_done.set(delay)
         if delay > 0 and not self.backend.reports_latency_only:
             await asyncio.sleep(delay)
         if fails:
             return JSONResponse({"error": "Internal server error"}, status_code=500)
+        if status := self.backend.forced_failure(endpoint):
+            return JSONResponse({"error": "Internal server error"}, status_code=status)
         return None
 
     async def _traced(self, endpoint: str, handler, request: Request) -> JSONResponse:
