@@ -1,6 +1,9 @@
 """§1 alert drill: each of the six alert rules really fires on events that match it, and every
 action it declares arrives (Slack channels, PagerDuty, e-mail), within monitoring.yaml's delivery
-deadlines. In the sandbox a just-under batch (`threshold` events) must also stay silent.
+deadlines: counted from when Sentry fired (the incident's dateDetected, the open period's start,
+the issue's firstSeen), and from the events sent plus one evaluation update of the alert
+(monitoring.yaml `delivery.evaluation`); both figures are recorded. In the sandbox a just-under
+batch (`threshold` events) must also stay silent.
 
 Deselected unless the drill is on (`--drill`; default on in the sandbox, off live: it pages people).
 See paymon/delivery/drill.py and fixtures/drill.py.
@@ -19,7 +22,10 @@ def test_drill(routed_alert_spec, drill_results, record_property):
     record_property("drill_marker", drill.marker)
     record_property("drill_events", f"over {len(drill.over)}, under {len(drill.under)}")
     for expected in drill.expected:
+        # Two figures: from the events sent (Sentry's delay + the integration's) and from when
+        # Sentry fired by its own record (the integration's alone): a slow Sentry vs a slow Slack.
         record_property(f"drill_{expected.kind}_{expected.target}_seconds", expected.seconds)
+        record_property(f"drill_{expected.kind}_{expected.target}_seconds_from_sentry", expected.seconds_from_sentry)
     if drill.cross_matches:
         record_property("drill_cross_matches", ", ".join(drill.cross_matches))
     problems = drill.failures()
@@ -32,3 +38,22 @@ def test_drill(routed_alert_spec, drill_results, record_property):
         record_property("drill_not_verified", "; ".join(notes))
         record_property("verdict", "warning")
         warnings.warn(f"alert drill, {drill.alert}: " + "; ".join(notes), stacklevel=1)
+
+
+@pytest.mark.criterion("On-call engineer confirmed PagerDuty page received")
+def test_on_call_confirmed_page(drill_results, spec, record_property):
+    """§9: the drill pages once per drilled PagerDuty action (a high-urgency incident, the real
+    page the gate and scheduled runs never send), and "confirmed" means what it says: the incident
+    acknowledged by the level-1 on-call engineer within delivery.pagerduty.acknowledge_within of it
+    opening, read from the incident's log entries."""
+    pages = [e for d in drill_results.values() for e in d.expected if e.kind == "pagerduty"]
+    if not pages:
+        pytest.fail("could not check: no drilled alert acts on PagerDuty (monitoring.yaml), so the drill paged "
+                    "nobody", pytrace=False)
+    for page in pages:
+        if page.acknowledged_at is not None and page.arrived_at is not None:
+            record_property(f"acknowledged_{page.alert}_seconds", page.acknowledged_at - page.arrived_at)
+    problems = [f for f in (p.confirmation_failure() for p in pages) if f]
+    if problems:
+        pytest.fail(f"On-call confirmation: {len(problems)} of {len(pages)} page(s) not confirmed:\n"
+                    + "\n".join(f"- {p}" for p in problems), pytrace=False)

@@ -56,30 +56,75 @@ EXPECTED = {
         "test_alert_configured[paymon synthetic check: Slack]": "missing slack #payments-alerts",
         "test_slack_delivery": "not in #payments-alerts within 4s",
     },
+    # The watcher stops at its first poll, naming why (issue 14 item 6), instead of waiting out 4 s.
     "channel-archived": {
         "test_slack_channel_ready[#payments-alerts]": "archived expected false, actual true",
+        "test_slack_delivery": "cannot reach #payments-alerts: #payments-alerts is archived",
+    },
+    "bot-not-in-channel-without-public-scope": {
+        "test_slack_channel_ready[#payments-alerts]": "Sentry bot member expected U07SENTRYBT, actual not a member",
+        "test_slack_delivery": "cannot reach #payments-alerts: Sentry's bot U07SENTRYBT is not a member of "
+                               "#payments-alerts (Sentry's Slack integration lacks chat:write.public)",
+    },
+    # Others talk in the channel (PagerDuty's app, a person quoting the event's marker): only Sentry's
+    # app's post counts, so a broken route still fails (issue 13 items 2 and 6). The drill's case:
+    # tests/test_drill.py (test-mode-slack-removed-others-talk).
+    "synthetic-slack-removed-others-talk": {
+        "test_alert_configured[paymon synthetic check: Slack]": "missing slack #payments-alerts",
         "test_slack_delivery": "not in #payments-alerts within 4s",
+    },
+    "test-mode-slack-removed-others-talk": {
+        "test_alert_configured[Test Mode Detected in Production]": "actions expected",
+        "test_alert_severity_routing[Test Mode Detected in Production]": "slack route expected #payments-alerts",
     },
     # Sentry's app has chat:write.public, so it still posts; the readiness check names the cause.
     "bot-not-in-channel": {
         "test_slack_channel_ready[#payments-alerts]": "Sentry bot member expected U07SENTRYBT, actual not a member",
     },
+    # The PagerDuty watcher stops at once when the page cannot come, naming why (issue 14 item 6).
     "pagerduty-service-disabled": {
         "test_pagerduty_service_ready": "status expected enabled, actual disabled",
-        "test_pagerduty_delivery": "no incident for PAYMON-TEST-",
+        "test_pagerduty_delivery": "cannot arrive, stopped after 1 poll(s): PagerDuty service 'TowerOfBabel "
+                                   "Payments' is disabled",
     },
     "pagerduty-maintenance": {
         "test_pagerduty_service_ready": "maintenance expected none, actual a maintenance window is ongoing",
-        "test_pagerduty_delivery": "no incident for PAYMON-TEST-",
+        "test_pagerduty_delivery": "is in a maintenance window: events open no incident",
     },
     "wrong-routing-key": {
-        "test_pagerduty_delivery": "no incident for PAYMON-TEST-",
+        "test_pagerduty_delivery": "no integration of PagerDuty service 'TowerOfBabel Payments' holds the routing "
+                                   "key in Sentry's service table",
+    },
+    "pagerduty-nobody-on-call": {
+        "test_page_would_reach_on_call": "TowerOfBabel Payments: on call now expected someone at level 1, actual nobody",
+        "test_pagerduty_delivery": "cannot arrive, stopped after 0 poll(s): nobody is on call at level 1 of "
+                                   "'Payments Escalation'",
+    },
+    # The synthetic incident is low urgency either way: only the readiness checks can see these.
+    "pagerduty-urgency-constant-low": {
+        "test_page_would_reach_on_call": "urgency of a Sentry critical alert expected high, actual low",
+        "test_pagerduty_urgency_per_severity": "Webhook Processing Failure: PagerDuty urgency of this critical alert "
+                                               "expected high, actual low (Sentry sends severity critical)",
+    },
+    "pagerduty-no-high-urgency-rules": {
+        "test_page_would_reach_on_call": "high-urgency notification rules of on-call Ada Okonkwo (PUONCAL) expected "
+                                         "at least one, actual none",
+    },
+    "escalation-lead-after-two-hours": {
+        "test_pagerduty_escalation_path": "level 1 (on-call engineer) escalates after expected 60 min, actual 120 min",
     },
     "slack-late": {
         "test_slack_delivery": "deadline 4s",
     },
     "pagerduty-late": {
         "test_pagerduty_delivery": "deadline 8s",
+    },
+    # An issue alert's filters are one all/any list: built as one, alert 5 also loses its level range.
+    "reconciliation-issue-alert": {
+        "test_alert_creates_incident_log_entry[Reconciliation Discrepancy Detected]":
+            "incident log entry expected a metric alert (Sentry records each firing as an incident), actual an "
+            "issue alert",
+        "test_alert_configured[Reconciliation Discrepancy Detected]": "levels expected error, warning, actual all",
     },
     "runbook-link-dropped": {
         "test_alert_links_to_its_runbook_section[Webhook Processing Failure]":
@@ -136,6 +181,13 @@ APP_FAULTS = {
     "signature-500-on-short-header": {
         "test_webhook_rejects_forged_signature": "short X-Signature: status expected 401, actual 500",
     },
+    "webhook-500": {
+        # the probe stops at monitoring.yaml's webhook_probe.stop_after_failures (2), the warm-up's included
+        "test_endpoint_p95[/api/webhooks/lemonsqueezy]": "/api/webhooks/lemonsqueezy answered HTTP 500 x2: the "
+                                                         "webhook probe stopped after 2 non-2xx answer(s) of 2 "
+                                                         "delivery(ies) sent",
+        "test_webhook_rejects_forged_signature": "correctly signed delivery: status expected 2xx, actual 500",
+    },
     # The runbook (the sandbox's GitLab) does not depend on the alerting generation either.
     "runbook-section-missing": {
         "test_runbook_has_every_response_procedure": "runbook #usage-reporting-failure (for Usage Reporting "
@@ -144,6 +196,16 @@ APP_FAULTS = {
     },
     "runbook-stale": {
         "test_runbook_reviewed_recently": "runbook: last reviewed expected within 31 days",
+    },
+}
+
+
+# Faults only the drill can see (it pages, and waits for the acknowledgement): run with the drill's
+# checks alone.
+DRILL_FAULTS = {
+    "pagerduty-nobody-acknowledges": {
+        "test_on_call_confirmed_page": "expected acknowledged by the on-call engineer (Ada Okonkwo (PUONCAL)) "
+                                       "within 600s, actual not acknowledged",
     },
 }
 
@@ -161,8 +223,8 @@ def short_deadlines(tmp_path_factory):
 
 
 def test_every_fault_has_an_expectation():
-    assert set(EXPECTED) | set(APP_FAULTS) == set(FAULTS)
-    assert not set(EXPECTED) & set(APP_FAULTS)
+    assert set(EXPECTED) | set(APP_FAULTS) | set(DRILL_FAULTS) == set(FAULTS)
+    assert not set(EXPECTED) & set(APP_FAULTS) and not (set(EXPECTED) | set(APP_FAULTS)) & set(DRILL_FAULTS)
 
 
 @pytest.mark.parametrize("generation", GENERATIONS + ["both"])
@@ -182,6 +244,13 @@ def test_fault_fails_exactly_its_checks(fault, generation, run_suite, short_dead
 @pytest.mark.parametrize("fault", sorted(APP_FAULTS))
 def test_app_fault_fails_exactly_its_checks(fault, run_suite, short_deadlines):
     _fails_exactly(apply_fault(golden_world("workflow"), fault), APP_FAULTS[fault], run_suite, short_deadlines)
+
+
+@pytest.mark.parametrize("fault", sorted(DRILL_FAULTS))
+def test_drill_fault_fails_exactly_its_checks(fault, run_suite, short_deadlines):
+    spec = next(a for a in short_deadlines if a.startswith("--spec="))
+    _fails_exactly(apply_fault(golden_world("workflow"), fault), DRILL_FAULTS[fault], run_suite,
+                   (spec, "--drill", "checks/test_drill.py"))
 
 
 def _fails_exactly(world, expected, run_suite, short_deadlines):

@@ -233,9 +233,10 @@ def _wait_for_open_test_incident(pagerduty, service_id, timeout: float = 60.0) -
 def test_two_live_runs_against_one_served_sandbox_both_pass_and_leave_nothing_open(start, live_spec, tmp_path):
     world = golden_world()
     if start != "together":
-        # The on-call page goes out 20 s after the incident opens: the first run stays in flight,
-        # its issues and incident open, while the second one starts and sweeps.
-        world["pagerduty"]["knobs"]["notify_delay"] = 20.0
+        # Sentry's Slack post comes 20 s after the event: the first run waits on Slack (its PagerDuty
+        # incident is resolved only after), so it stays in flight, its issues and incident open,
+        # while the second one starts and sweeps.
+        world["sentry"]["knobs"].setdefault("delivery_delay", {})["slack"] = 20.0
     with SandboxServer(world) as server, ThreadPoolExecutor(2) as pool:
         info = server.describe()
         target = Target("sandbox", sandbox=info)

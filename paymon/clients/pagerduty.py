@@ -1,8 +1,9 @@
 """PagerDuty's REST API v2, through httpx (the official client is https-only and retries 429s
 forever, which a gate with a deadline cannot afford).
 
-`PagerDutyClient` reads services, escalation policies, on-calls, incidents and log entries, and
-resolves the incidents paymon itself caused. 429/5xx/network errors are retried with tenacity
+`PagerDutyClient` reads services, escalation policies, on-calls, users' notification rules,
+incidents, their alerts and log entries, and resolves the incidents (or, grouped into someone
+else's incident, the alerts) paymon itself caused. 429/5xx/network errors are retried with tenacity
 inside the call's deadline, waiting what `ratelimit-reset`/`Retry-After` ask; 401/403 become
 `AuthError`, 404 `EndpointMissing`; the token never appears in a message.
 """
@@ -193,13 +194,45 @@ class PagerDutyClient:
                   "sort_by": "created_at:desc"}
         return list(self.paginate("/incidents", "incidents", params))
 
+    def open_incidents(self, service_id: str) -> list[dict]:
+        """Every triggered or acknowledged incident of the service, however old (`date_range=all`):
+        alert grouping can add a new alert to an incident opened long before (verified §13)."""
+        params = {"date_range": "all", "service_ids[]": service_id, "statuses[]": ["triggered", "acknowledged"],
+                  "sort_by": "created_at:desc"}
+        return list(self.paginate("/incidents", "incidents", params))
+
+    def incident_alerts(self, incident_id: str, alert_key: str | None = None) -> list[dict]:
+        """The incident's alerts (its own first one and any grouped into it), each with its
+        `alert_key` (the Events API dedup key), `integration` and `body.details`."""
+        params = {"alert_key": alert_key} if alert_key else {}
+        return list(self.paginate(f"/incidents/{incident_id}/alerts", "alerts", params))
+
+    def service(self, service_id: str, *, integrations: bool = False) -> dict:
+        """A fresh read of one service (its `status` says disabled / maintenance now)."""
+        params = {"include[]": "integrations"} if integrations else None
+        return self.get(f"/services/{service_id}", params)["service"]
+
+    def notification_rules(self, user_id: str, urgency: str = "high") -> list[dict]:
+        """The user's notification rules for `urgency` (the API's default is high only, verified §12)."""
+        return self.get(f"/users/{user_id}/notification_rules", {"urgency": urgency}).get("notification_rules") or []
+
     def log_entries(self, incident_id: str) -> list[dict]:
         return list(self.paginate(f"/incidents/{incident_id}/log_entries", "log_entries", {"is_overview": "false"}))
 
-    def resolve(self, incident_id: str, resolution: str) -> dict:
+    def _from(self) -> dict:
         if not self.settings.from_email:
             raise SettingsError("PAGERDUTY_FROM_EMAIL is not set: PagerDuty needs a user e-mail as `From` "
                                 "to resolve paymon's test incident")
+        return {"From": self.settings.from_email}
+
+    def resolve(self, incident_id: str, resolution: str) -> dict:
         body = {"incident": {"type": "incident_reference", "status": "resolved", "resolution": resolution}}
-        return self.request("PUT", f"/incidents/{incident_id}", json=body,
-                            headers={"From": self.settings.from_email})["incident"]
+        return self.request("PUT", f"/incidents/{incident_id}", json=body, headers=self._from())["incident"]
+
+    def resolve_alert(self, incident_id: str, alert_id: str) -> dict:
+        """Resolve one alert: paymon's own, grouped into an incident someone else's alert opened
+        (the incident stays open for theirs)."""
+        body = {"alert": {"type": "alert", "status": "resolved",
+                          "incident": {"id": incident_id, "type": "incident_reference"}}}
+        return self.request("PUT", f"/incidents/{incident_id}/alerts/{alert_id}", json=body,
+                            headers=self._from())["alert"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -56,6 +57,47 @@ def message_texts(message: dict) -> Iterator[str]:
 
 def contains(message: dict, marker: str) -> bool:
     return any(marker in html.unescape(text) for text in message_texts(message))
+
+
+def app_of(message: dict) -> str | None:
+    """The Slack app that posted `message` (`app_id`, or `bot_profile.app_id`); None for a person
+    (no bot) and for a classic webhook's `bot_message` without an app."""
+    return message.get("app_id") or (message.get("bot_profile") or {}).get("app_id") or None
+
+
+@dataclass
+class SentryApp:
+    """Which posts are Sentry's: those of Sentry's Slack app, matched on `app_id` /
+    `bot_profile.app_id`, never on the user name or the text (verified-2026-12 §11: "Use the app_id
+    field to identify whether a bot belongs to your Slack app"). A channel also holds PagerDuty's
+    app, people and other bots naming the same alerts (issue 13 item 2).
+
+    The app is known by its id, or learnt from a post by its bot user (`integrations.slack.
+    sentry_bot_user` in monitoring.yaml, the Member ID of Sentry's app in the workspace): that post's
+    `app_id` is Sentry's app."""
+
+    bot_user: str | None = None
+    app_id: str | None = None
+
+    @property
+    def known(self) -> bool:
+        return bool(self.app_id or self.bot_user)
+
+    def learn(self, messages: list[dict]) -> None:
+        if self.app_id is None and self.bot_user:
+            for message in messages:
+                if message.get("user") == self.bot_user and app_of(message):
+                    self.app_id = app_of(message)
+                    return
+
+    def posted(self, message: dict) -> bool:
+        """Whether Sentry's app posted `message` (call `learn` with the page first)."""
+        app = app_of(message)
+        return app is not None and app == self.app_id
+
+    def describe(self) -> str:
+        return f"app {self.app_id}" if self.app_id else f"bot user {self.bot_user}"
+
 
 
 class SlackReader:
@@ -116,6 +158,10 @@ class SlackReader:
 
     def channel_by_name(self, name: str) -> dict | None:
         return find_channel(self.channels(), name)
+
+    def channel_info(self, channel_id: str) -> dict:
+        """conversations.info, read fresh (is_archived as of now)."""
+        return self._call("conversations.info", channel=channel_id).get("channel") or {}
 
     def members(self, channel_id: str) -> list[str]:
         return self._pages("conversations.members", "members", channel=channel_id, limit=200)

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from paymon.config.profiles import ProfilesSpec
 from paymon.errors import ConfigError
 
 DEFAULT_SPEC_PATH = Path("monitoring.yaml")
@@ -122,6 +123,10 @@ class AlertSpec(_Model):
     count: Literal["across_events", "per_issue"] = "across_events"
     actions: list[ActionSpec]
     runbook: str = ""
+    incident_log: Literal["sentry"] | None = None
+    """The guide's "Create incident log entry": "sentry" = Sentry's own incident record of each
+    firing (a metric alert's incident / a metric detector's open period), which only a metric alert
+    leaves (monitoring.yaml says why)."""
 
     @property
     def any_occurrence(self) -> bool:
@@ -163,6 +168,14 @@ class PerformanceSpec(_Model):
     # transaction, tagged payment_flow, with a p95 inside its budget (monitoring.yaml says why).
     recent: Seconds = 24 * 3600
     traces_sample_rate: float = Field(default=0.1, gt=0, le=1)
+    # How far back a canary probe pools earlier runs' samples (monitoring.yaml says why).
+    probe_pool: Seconds = 7 * 86400
+
+
+class WidgetThresholds(_Model):
+    warning: float
+    critical: float
+    unit: str = "ms"
 
 
 class WidgetSpec(_Model):
@@ -171,6 +184,14 @@ class WidgetSpec(_Model):
     query: str = ""
     aggregates: list[str]
     group_by: list[str] = Field(default_factory=list)
+    interval: Seconds | None = None
+    """The widget's bucket (`interval`), e.g. 1d for "Daily"."""
+    period: Seconds | None = None
+    """The span shown ("7-day trend"): Sentry sets it on the dashboard (`period`), for every widget."""
+    thresholds: WidgetThresholds | None = None
+    """Threshold markers: the widget's `thresholds` where Sentry draws them, else its description."""
+    equation: str | None = None
+    """A formula the widget must show (an `equation|…` aggregate), spaces aside."""
 
     @field_validator("display")
     @classmethod
@@ -221,6 +242,35 @@ class WebhookSecuritySpec(_Model):
     alert: str = "Webhook Signature Verification Failure Spike"
 
 
+class SyntheticUserSpec(_Model):
+    """Who the synthetic subscription must belong to, as Lemon Squeezy's subscription object says."""
+
+    user_id: str = "paymon-synthetic"
+    """The app's user id, sent as meta.custom_data.user_id in the replayed delivery."""
+    email: str
+    """attributes.user_email: the checkout's e-mail address."""
+    store_id: int
+    """attributes.store_id: the production store."""
+
+    @field_validator("email")
+    @classmethod
+    def _an_address(cls, value: str) -> str:
+        if "@" not in value.strip("@") or value != value.strip():
+            raise ValueError(f"expected an e-mail address, got {value!r}")
+        return value
+
+
+class WebhookProbeSpec(_Model):
+    """Issue 12 item 6: the webhook probes replay the synthetic subscription's stored state and stop
+    after a few failed deliveries, well before the webhook-failure alert could fire."""
+
+    synthetic_user: SyntheticUserSpec
+    alert: str = "Webhook Processing Failure"
+    """The alert that counts the errors a failed delivery makes the app log."""
+    stop_after_failures: int = Field(default=2, ge=1)
+    """The webhook p95 probe stops at this many non-2xx answers."""
+
+
 class TestModeSpec(_Model):
     """§1 Alert 6 ("SHOULD NEVER FIRE"): the gate fails while an issue of its events is unresolved."""
 
@@ -243,11 +293,22 @@ class SlackIntegrationSpec(_Model):
     sentry_bot_user: str | None = None
 
 
+class EscalationLevel(_Model):
+    """One level of §8's escalation path, as the PagerDuty escalation policy must hold it."""
+
+    name: str
+    targets: list[str] = Field(default_factory=list)
+    """PagerDuty schedule or user names this level notifies (empty: not checked)."""
+    escalate_after: Seconds | None = None
+    """How long the level waits before escalating to the next (escalation_delay_in_minutes)."""
+
+
 class PagerDutyIntegrationSpec(_Model):
     service: str
     urgency: dict[Literal["fatal", "critical", "error", "warning", "info", "debug"], Literal["high", "low"]] = Field(
         default_factory=dict
     )
+    escalation: list[EscalationLevel] = Field(default_factory=list)
 
 
 class IntegrationsSpec(_Model):
@@ -258,6 +319,8 @@ class IntegrationsSpec(_Model):
 class ChannelSpec(_Model):
     name: str
     purpose: str = ""
+    on_call_members: bool = False
+    """§3 "Members: ... on-call rotation": the people on call now (PagerDuty, level 1) are members."""
 
 
 class RouteSpec(_Model):
@@ -273,8 +336,19 @@ class SlackDelivery(_Model):
 
 class PagerDutyDelivery(_Model):
     service: str
-    urgency: Literal["high", "low"] = "high"
+    urgency: Literal["high", "low"] = "low"
+    """The synthetic check's incident: low, so a gate or scheduled run pages nobody."""
     deadline: Seconds
+    acknowledge_within: Seconds = 10 * 60
+    """The drill's page counts as confirmed once a level-1 on-call user acknowledged it this soon."""
+
+
+class EvaluationStep(_Model):
+    """One row of Sentry's evaluation cadence: alerts whose window is under `window_under` (none:
+    any longer window) are judged every `every` (one query subscription update)."""
+
+    window_under: Seconds | None = None
+    every: Seconds
 
 
 def delivery_grace(deadline_s: float) -> float:
@@ -288,6 +362,29 @@ class DeliverySpec(_Model):
     sweep_after: Seconds = 30 * 60
     """The start-of-run sweep resolves a leftover test issue or incident of another run only once it
     is this old: younger, it may be a run still in flight (paymon.delivery.cleanup)."""
+    evaluation: list[EvaluationStep] = Field(default_factory=lambda: [EvaluationStep(every=60)])
+    """How often Sentry judges an alert counted across events, by its window (monitoring.yaml has
+    the source): a correct setup fires up to one update after the threshold is crossed."""
+
+    def evaluation_allowance(self, window_s: float | None, counting: str) -> float:
+        """Seconds a delivery deadline counted from the event sent allows for Sentry's evaluation
+        cadence: one update for an alert counted across events, none for a per-issue one (issue
+        alerts are judged on each event)."""
+        if counting != "across_events":
+            return 0.0
+        for step in self.evaluation:
+            if step.window_under is None or (window_s or 0) < step.window_under:
+                return float(step.every)
+        return float(self.evaluation[-1].every) if self.evaluation else 0.0
+
+    @field_validator("evaluation")
+    @classmethod
+    def _cadence_in_order(cls, value: list[EvaluationStep]) -> list[EvaluationStep]:
+        bounds = [s.window_under for s in value]
+        if not value or bounds[-1] is not None or None in bounds[:-1] or bounds[:-1] != sorted(bounds[:-1]):
+            raise ValueError("list rows by window_under, shortest first, and end with a row without "
+                             "window_under (every longer window)")
+        return value
 
     @property
     def longest_wait(self) -> float:
@@ -358,6 +455,24 @@ class RunbookSpec(_Model):
         return self
 
 
+class InterpretationSpec(_Model):
+    """A value monitoring.yaml pins that the guide does not give (issue 15 item 6): a mismatch is a
+    warning naming the interpretation, unless `required`."""
+
+    says: str
+    """What is pinned and why, in a line: the warning quotes it."""
+    required: bool = False
+
+
+# The values paymon pins beyond the guide, by key; `channels[<name>].purpose` for each channel too.
+INTERPRETATION_KEYS = {
+    "performance.window": "the p95 alerts' window",
+    "performance.actions": "the p95 alerts' warning and critical actions",
+    "usage_reporting.max_failure_rate": "the usage-reporting failure-rate limit",
+    "test_mode.checkout_answer": "the checkout answer's test_mode field",
+}
+
+
 class Spec(_Model):
     version: Literal[1]
     organization: str
@@ -377,7 +492,10 @@ class Spec(_Model):
     usage_reporting: UsageReportingSpec = Field(default_factory=UsageReportingSpec)
     test_mode: TestModeSpec = Field(default_factory=TestModeSpec)
     webhook_security: WebhookSecuritySpec = Field(default_factory=WebhookSecuritySpec)
+    webhook_probe: WebhookProbeSpec
     backtest: BacktestSpec = Field(default_factory=BacktestSpec)
+    interpretations: dict[str, InterpretationSpec] = Field(default_factory=dict)
+    profiles: ProfilesSpec
 
     @model_validator(mode="after")
     def _references_resolve(self) -> "Spec":
@@ -400,7 +518,42 @@ class Spec(_Model):
                             ("webhook_security", self.webhook_security.alert)):
             if name not in known:
                 raise ValueError(f"{where}.alert: {name!r} is not one of the alerts")
+        self._webhook_probe_stays_below_its_alert()
         return self
+
+    def _webhook_probe_stays_below_its_alert(self) -> None:
+        """One run's failed deliveries (the p95 probe's, plus the signature check's one signed
+        delivery) must be at most half of the events that fire the webhook-failure alert: the other
+        half is left for real failures, another run in the window, and the mis-signed probes'
+        warnings, which its filter matches too."""
+        probe = self.webhook_probe
+        names = {a.name for a in self.alerts}
+        if probe.alert not in names:
+            raise ValueError(f"webhook_probe.alert: {probe.alert!r} is not one of the alerts")
+        alert = self.alert(probe.alert)
+        if alert.comparator not in (">", ">="):
+            raise ValueError(f"webhook_probe.alert: {probe.alert!r} fires on {alert.comparator} "
+                             f"{alert.threshold:g}, not on a count of failures")
+        fires_at = math.floor(alert.threshold) + 1 if alert.comparator == ">" else math.ceil(alert.threshold)
+        per_run = probe.stop_after_failures + 1
+        if 2 * per_run > fires_at:
+            raise ValueError(
+                f"webhook_probe.stop_after_failures: {probe.stop_after_failures} is too many: with the "
+                f"signature check's signed delivery one run may cause {per_run} failed deliveries, more than "
+                f"half of the {fires_at} events that fire {probe.alert!r} ({alert.comparator} "
+                f"{alert.threshold:g} in {alert.window}s); at most {max(0, fires_at // 2 - 1)}")
+
+    @model_validator(mode="after")
+    def _interpretations_name_values(self) -> "Spec":
+        known = set(INTERPRETATION_KEYS) | {f"channels[{c.name}].purpose" for c in self.channels}
+        unknown = sorted(set(self.interpretations) - known)
+        if unknown:
+            raise ValueError(f"interpretations: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        return self
+
+    def interpretation(self, key: str) -> InterpretationSpec | None:
+        """The interpretation pinned at `key`, if monitoring.yaml declares one."""
+        return self.interpretations.get(key)
 
     @property
     def all_alerts(self) -> list[AlertSpec]:

@@ -15,10 +15,13 @@ checks), the drill trips the production alerts themselves. For each alert of mon
      clock paymon controls (the in-process sandbox: it advances the clock past the window between
      the two batches); elsewhere it is skipped, and the result says so.
   3. `Drill.wait` reads every declared action back where people see it: each Slack channel (a
-     post at or after the over-batch naming the alert or carrying the marker: metric alerts carry
-     no event data, slack-api.md §6.2), the PagerDuty service (an incident opened after firing
-     whose title names the alert or carries the marker), e-mail (only in the sandbox's outbox;
-     against live services paymon cannot read anyone's mailbox, and says so).
+     post by Sentry's app at or after the over-batch naming the alert or carrying the marker:
+     metric alerts carry no event data, slack-api.md §6.2; a person or PagerDuty's app naming the
+     alert never counts, nor a reply in the thread of an older notification), the PagerDuty
+     service (an incident opened after firing whose title names the alert or carries the marker),
+     e-mail (only in the sandbox's outbox; against live services paymon cannot read anyone's
+     mailbox, and says so). Names match as everywhere (paymon/rules/names.py). Afterwards only
+     what carries the drill's marker is resolved; an incident matched by name alone is listed.
 
 Deadlines are monitoring.yaml's `delivery` (Slack; PagerDuty); e-mail, which has none, uses
 Slack's. All waiting goes through `clock`/`sleep`, so in the sandbox "sleeping" advances the
@@ -33,10 +36,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from paymon.delivery.endtoend import iso, late_grace, parse_iso
+from paymon.delivery.endtoend import Progress, WaitProgress, iso, late_grace, no_progress, parse_iso
 from paymon.rules import query as q
 from paymon.rules.names import mentions
-from paymon.clients.slack import find_channel, message_texts
+from paymon.clients.slack import SentryApp, find_channel, message_texts
 
 DRILL_TAG = "paymon_drill"
 _RESOLVED = re.compile(r"\bResolved\b")
@@ -256,6 +259,43 @@ class Expected:
     """Why it cannot be read (channel missing, recipients unresolvable): a failure."""
     unverifiable: str | None = None
     """Why paymon cannot read this action back at all (e-mail against live services)."""
+    allowance_s: float = 0.0
+    """Sentry's evaluation cadence (monitoring.yaml `delivery.evaluation`): counted from the events
+    sent, the action may take deadline + allowance; counted from when Sentry fired, the deadline."""
+    sentry_fired_at: float | None = None
+    """When Sentry fired, by its own record (paymon.delivery.fired), or None (unknown)."""
+    acknowledge_within: float | None = None
+    """PagerDuty only: the page counts as confirmed once a level-1 on-call user acknowledged it
+    within this many seconds of the incident opening (monitoring.yaml delivery.pagerduty)."""
+    on_call: dict[str, str] = field(default_factory=dict)
+    """PagerDuty only: user id -> name of who is on call at level 1 (who must acknowledge)."""
+    acknowledged_at: float | None = None
+    acknowledged_by: str | None = None
+    acknowledgement_final: bool = False
+    """The acknowledgement's time is up (or it came): nothing more to wait for."""
+
+    @property
+    def awaits_acknowledgement(self) -> bool:
+        return (self.kind == "pagerduty" and self.acknowledge_within is not None and self.arrived_at is not None
+                and self.problem is None and self.acknowledged_at is None and not self.acknowledgement_final)
+
+    def confirmation_failure(self) -> str | None:
+        """§9 "On-call engineer confirmed PagerDuty page received": None once a level-1 on-call
+        user acknowledged the incident within `acknowledge_within` of it opening."""
+        if self.kind != "pagerduty" or self.acknowledge_within is None:
+            return None
+        if self.arrived_at is None or self.problem is not None:
+            return f"{self.alert}: {self.label} expected a page to confirm, actual none ({self.failure()})"
+        incident = self.evidence.get("incident")
+        who = ", ".join(f"{name} ({uid})" for uid, name in sorted(self.on_call.items())) or "nobody on call at level 1"
+        if self.acknowledged_at is None:
+            return (f"{self.alert}: incident {incident} on {self.target!r} expected acknowledged by the on-call "
+                    f"engineer ({who}) within {self.acknowledge_within:g}s, actual not acknowledged")
+        took = self.acknowledged_at - self.arrived_at
+        if took > self.acknowledge_within:
+            return (f"{self.alert}: incident {incident} on {self.target!r} expected acknowledged within "
+                    f"{self.acknowledge_within:g}s, actual after {took:.0f}s by {self.acknowledged_by}")
+        return None
 
     @property
     def label(self) -> str:
@@ -266,7 +306,25 @@ class Expected:
         return None if self.arrived_at is None else self.arrived_at - self.fired_at
 
     @property
+    def seconds_from_sentry(self) -> float | None:
+        """From Sentry firing to the action arriving: the integration's own delay."""
+        if self.arrived_at is None or self.sentry_fired_at is None:
+            return None
+        return self.arrived_at - self.sentry_fired_at
+
+    def _timing(self) -> str:
+        """Both figures, so a slow Sentry and a slow Slack/PagerDuty are told apart."""
+        if self.sentry_fired_at is None:
+            return "Sentry's fire time unknown"
+        fired = f"Sentry fired {self.sentry_fired_at - self.fired_at:.1f}s after the events"
+        if self.arrived_at is None:
+            return fired
+        return f"{fired}, {self.kind} {self.seconds_from_sentry:.1f}s after that"
+
+    @property
     def done(self) -> bool:
+        if self.awaits_acknowledgement:
+            return False
         return self.arrived_at is not None or self.problem is not None or self.unverifiable is not None
 
     def failure(self) -> str | None:
@@ -278,12 +336,18 @@ class Expected:
         if self.arrived_at is None and self.kind == "email" and self.evidence.get("actual_to"):
             return (f"{self.alert}: {self.label} expected mail to {', '.join(self.evidence.get('expected_to') or [])}, "
                     f"actual mail to {', '.join(self.evidence['actual_to'])} only")
+        allowed = self.deadline_s + self.allowance_s
+        within = (f"{self.deadline_s:g}s of Sentry firing, {allowed:g}s" if self.allowance_s
+                  else f"{self.deadline_s:g}s")
         if self.arrived_at is None:
-            return (f"{self.alert}: {self.label} expected a notification within {self.deadline_s:g}s of "
-                    f"{self.events or 'the'} drill events ({self.marker}), actual none")
-        if self.seconds > self.deadline_s:
-            return (f"{self.alert}: {self.label} expected within {self.deadline_s:g}s, "
-                    f"actual after {self.seconds:.1f}s")
+            fired = ("; Sentry shows no firing" if self.sentry_fired_at is None
+                     else f"; {self._timing()}")
+            return (f"{self.alert}: {self.label} expected a notification within {within} of "
+                    f"{self.events or 'the'} drill events ({self.marker}), actual none{fired}")
+        from_sentry = self.seconds_from_sentry
+        if self.seconds > allowed or (from_sentry is not None and from_sentry > self.deadline_s):
+            return (f"{self.alert}: {self.label} expected within {within} of the events, "
+                    f"actual after {self.seconds:.1f}s ({self._timing()})")
         return None
 
 
@@ -299,6 +363,20 @@ def slack_names_alert(message: dict, alert: str, marker: str) -> bool:
     return mentions(head, alert) and not _RESOLVED.search(head)
 
 
+def counts_as_sentrys_post(message: dict, alert: str, marker: str, sentry: SentryApp, since: float) -> bool:
+    """Whether `message` is Sentry's notification of this drill: posted by Sentry's app (never a
+    person, PagerDuty's app or another bot naming the alert: issue 13 item 2), at or after `since`,
+    naming the alert or carrying the marker (slack_names_alert), and not a reply in the thread of a
+    notification older than the drill (Sentry threads an incident's or issue's later notifications
+    under its first post: a broadcast "Critical" there is an earlier, real firing escalating)."""
+    if float(message.get("ts") or 0) < since or not sentry.posted(message):
+        return False
+    thread = message.get("thread_ts")
+    if thread and thread != message.get("ts") and float(thread) < since:
+        return False
+    return slack_names_alert(message, alert, marker)
+
+
 def incident_names_alert(incident: dict, alert: str, marker: str) -> bool:
     title = (incident.get("title") or "") + " " + (incident.get("summary") or "")
     return mentions(title, alert) or has_marker(title, marker)
@@ -312,8 +390,15 @@ class Readback:
                  email_recipients: Callable[[str], tuple[list[str], str | None]] | None = None,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
                  drift: float = 5.0, poll_interval: float = 1.0,
-                 no_outbox_reason: str = "against live services paymon reads no mailbox"):
+                 no_outbox_reason: str = "against live services paymon reads no mailbox",
+                 progress: Progress = no_progress, sentry: SentryApp | None = None,
+                 slack_blocked: Callable[[str], str | None] | None = None):
         self.slack_reader, self.pagerduty = slack_reader, pagerduty
+        self.sentry = sentry if sentry is not None else SentryApp()
+        """Sentry's Slack app: only its posts count (clients/slack.SentryApp)."""
+        self.slack_blocked = slack_blocked
+        """channel id -> why Sentry's post certainly cannot reach it (endtoend.slack_delivery_blocked)."""
+        self.progress = progress
         self.outbox, self.email_recipients = outbox, email_recipients
         self.clock, self.sleep, self.drift, self.poll_interval = clock, sleep, drift, poll_interval
         self.no_outbox_reason = no_outbox_reason
@@ -323,7 +408,10 @@ class Readback:
         """channel name -> when its history was last read (rate limits can hold a read back)."""
         self.polls = 0
         self.incidents: dict[str, str] = {}
-        """incident id -> service id, for every incident the drill matched (to resolve afterwards)."""
+        """incident id -> service id, for every incident carrying the drill's marker (to resolve afterwards)."""
+        self.named_only: dict[str, str] = {}
+        """incident id -> title, for incidents matched by the alert's name alone: maybe a real page,
+        so cleanup lists them and never touches them (issue 13 item 2)."""
 
     # --- preparing what can be prepared once -------------------------------------------------------
 
@@ -338,9 +426,21 @@ class Readback:
         return self._services[name]
 
     def _prepare(self, expected: list[Expected], recipients: dict[str, str]) -> None:
+        if any(item.kind == "slack" for item in expected) and not self.sentry.known:
+            from paymon.errors import TargetUnavailable
+
+            raise TargetUnavailable("paymon cannot tell Sentry's posts from others' in Slack: set "
+                                    "integrations.slack.sentry_bot_user in monitoring.yaml (Sentry's app's Member ID)")
+        blocked: dict[str, str | None] = {}
         for item in expected:
             if item.kind == "slack" and self._channel(item.target) is None:
                 item.problem = f"channel {item.target} not found in Slack"
+            elif item.kind == "slack" and self.slack_blocked is not None:
+                channel_id = self._channel(item.target)["id"]
+                if channel_id not in blocked:
+                    blocked[channel_id] = self.slack_blocked(channel_id)
+                if blocked[channel_id]:
+                    item.problem = blocked[channel_id]  # certain at once: no wait for the deadline
             elif item.kind == "pagerduty" and self._service(item.target) is None:
                 item.problem = f"PagerDuty service {item.target!r} not found"
             elif item.kind == "email":
@@ -378,13 +478,15 @@ class Readback:
                 retry_after = max(retry_after, exc.retry_after)
                 continue
             self._read_at[name] = self.clock()
+            self.sentry.learn(messages)
             for item in items:
-                hits = [m for m in messages if float(m["ts"]) >= item.fired_at - self.drift
-                        and slack_names_alert(m, item.alert, item.marker)]
+                hits = [m for m in messages
+                        if counts_as_sentrys_post(m, item.alert, item.marker, self.sentry, item.fired_at - self.drift)]
                 if hits:
                     first = min(hits, key=lambda m: float(m["ts"]))
                     item.arrived_at = float(first["ts"])
-                    item.evidence = {"ts": first["ts"], "text": (first.get("text") or "")[:200]}
+                    item.evidence = {"ts": first["ts"], "text": (first.get("text") or "")[:200],
+                                     "app_id": first.get("app_id")}
         return retry_after
 
     def _poll_pagerduty(self, pending: list[Expected]) -> None:
@@ -401,10 +503,39 @@ class Readback:
                         and incident_names_alert(i, item.alert, item.marker)]
                 if hits:
                     first = min(hits, key=lambda i: parse_iso(i["created_at"]))
-                    self.incidents[first["id"]] = service["id"]
+                    title = f"{first.get('title') or ''} {first.get('summary') or ''}"
+                    if has_marker(title, item.marker):
+                        self.incidents[first["id"]] = service["id"]
+                    else:
+                        self.named_only[first["id"]] = first.get("title") or first["id"]
                     item.arrived_at = parse_iso(first["created_at"])
                     item.evidence = {"incident": first["id"], "title": first.get("title"),
                                      "urgency": first.get("urgency"), "created_at": first["created_at"]}
+        self._poll_acknowledgements([i for i in pending if i.awaits_acknowledgement])
+
+    def _on_call(self, service: dict) -> dict[str, str]:
+        """user id -> name of everyone on call at level 1 of the service's escalation policy."""
+        policy = (service.get("escalation_policy") or {}).get("id")
+        if not policy:
+            return {}
+        return {o["user"]["id"]: o["user"].get("summary") or o["user"]["id"] for o in self.pagerduty.oncalls(policy)
+                if o.get("escalation_level") == 1 and o.get("user")}
+
+    def _poll_acknowledgements(self, items: list[Expected]) -> None:
+        """The page's acknowledgement, from the incident's log (its acknowledgements[] empties once
+        resolved; both spellings of the entry type count: endtoend.acknowledgements)."""
+        from paymon.delivery.endtoend import acknowledgements
+
+        now = self.clock()
+        for item in items:
+            if not item.on_call:
+                item.on_call = self._on_call(self._service(item.target))
+            for at, user in acknowledgements(self.pagerduty.log_entries(item.evidence["incident"])):
+                if user in item.on_call:
+                    item.acknowledged_at, item.acknowledged_by = at, f"{item.on_call[user]} ({user})"
+                    break
+            if item.acknowledged_at is None and now >= _acknowledge_by(item):
+                item.acknowledgement_final = True
 
     def _poll_email(self, pending: list[Expected]) -> None:
         if not pending:
@@ -430,10 +561,15 @@ class Readback:
         # past the deadline still tells on time from late; it may wait this much longer for it.
         channels = len({e.target for e in expected if e.kind == "slack"})
         hard_stop = give_up + max(RATE_LIMIT_PATIENCE, 65.0 * (channels + 1))
+        # A page is then waited on for its acknowledgement: at most its deadline + acknowledge_within.
+        acks = [e.fired_at + e.deadline_s + e.allowance_s + e.acknowledge_within + late_grace(e.acknowledge_within)
+                for e in expected if e.kind == "pagerduty" and e.acknowledge_within is not None]
+        hard_stop = max([hard_stop] + [at + 1.0 for at in acks])
         interval = self.poll_interval
         while True:
             self.polls += 1
             pending = [e for e in expected if not e.done]
+            self.progress(_drill_progress(expected, pending, self.clock()))
             retry_after = self._poll_slack([e for e in pending if e.kind == "slack"])
             self._poll_pagerduty([e for e in pending if e.kind == "pagerduty"])
             self._poll_email([e for e in pending if e.kind == "email"])
@@ -445,15 +581,21 @@ class Readback:
             else:
                 # Poll fast first, then back off; the last poll lands on give_up itself.
                 wait = min(interval, max(give_up - now, 0.0))
+                waiting = [e for e in expected if e.awaits_acknowledgement]
+                if waiting:  # past give_up only acknowledgements are awaited: poll to the earliest end
+                    wait = min(interval, max(min(_acknowledge_by(e) for e in waiting) - now, 0.0)) or wait
                 interval = min(interval * 1.5, 10.0)
             self.sleep(min(wait, max(hard_stop - now, 0.0)))
+        self.progress(_drill_progress(expected, [e for e in expected if not e.done], self.clock(), done=True))
         return expected
 
     def _final(self, item: Expected, now: float) -> bool:
         """Nothing can arrive in time any more: the deadline (plus grace) passed, and for Slack the
-        channel was read after that."""
+        channel was read after that; for a page, its acknowledgement's time passed too."""
         if item.kind == "slack":
             return self._read_at.get(item.target, float("-inf")) >= _give_up(item)
+        if item.awaits_acknowledgement:
+            return item.acknowledgement_final
         return now >= _give_up(item)
 
 
@@ -465,8 +607,26 @@ PACE_S = 1.5
 and several alerts post to #payments-alerts."""
 
 
+def _drill_progress(expected: list[Expected], pending: list[Expected], now: float, done: bool = False
+                    ) -> WaitProgress:
+    start = min(e.fired_at for e in expected)
+    alerts = list(dict.fromkeys(e.alert for e in pending))
+    if len(alerts) == 1:
+        waiting_for = f"{alerts[0]}: {', '.join(e.label for e in pending)}"
+    else:
+        waiting_for = f"{len(pending)} actions of {len(alerts)} alerts" if pending else ""
+    return WaitProgress("the drill", waiting_for, now - start,
+                        max(e.fired_at + e.deadline_s for e in expected) - start, done=done)
+
+
+def _acknowledge_by(item: Expected) -> float:
+    """When waiting for a page's acknowledgement stops (the incident's opening + the declared time,
+    plus grace, so a late one is seen as late)."""
+    return item.arrived_at + item.acknowledge_within + late_grace(item.acknowledge_within)
+
+
 def _give_up(item: Expected) -> float:
-    return item.fired_at + item.deadline_s + late_grace(item.deadline_s)
+    return item.fired_at + item.deadline_s + item.allowance_s + late_grace(item.deadline_s)
 
 
 # --- one alert's drill ---------------------------------------------------------------------------------
@@ -513,27 +673,35 @@ class AlertDrill:
 def expected_actions(alert, marker: str, fired_at: float, delivery) -> list[Expected]:
     slack_deadline = float(delivery.slack.deadline)
     pd_deadline = float(delivery.pagerduty.deadline) if delivery.pagerduty else slack_deadline
+    allowance = delivery.evaluation_allowance(alert.window, alert.count)
     out = []
     for action in alert.actions:
         if action.kind == "slack":
             out.append(Expected(alert.name, "slack", action.slack, marker, fired_at, slack_deadline))
         elif action.kind == "pagerduty":
-            out.append(Expected(alert.name, "pagerduty", action.pagerduty.service, marker, fired_at, pd_deadline))
+            out.append(Expected(alert.name, "pagerduty", action.pagerduty.service, marker, fired_at, pd_deadline,
+                                acknowledge_within=(float(delivery.pagerduty.acknowledge_within)
+                                                    if delivery.pagerduty else None)))
         else:
             out.append(Expected(alert.name, "email", action.email, marker, fired_at, slack_deadline))
+    for item in out:
+        item.allowance_s = allowance
     return out
 
 
 def run(alerts, *, spec, run_id: str, dsn: str, readback: Readback, clock: Callable[[], float] = time.time,
         advance: Callable[[float], object] | None = None, firings: Callable[[], list] | None = None,
         numbers: dict[str, int] | None = None, no_clock_reason: str = "",
-        sleep: Callable[[float], None] = time.sleep, pace: float = PACE_S) -> dict[str, AlertDrill]:
+        sleep: Callable[[float], None] = time.sleep, pace: float = PACE_S,
+        sentry_fired: Callable[[str, float], float | None] | None = None) -> dict[str, AlertDrill]:
     """Drill `alerts` (AlertSpecs) one after the other, then read every action back at once.
 
     `advance` (the sandbox clock's) makes the just-under batch possible: under-batch, check
     `firings()` (the sandbox's alert firings) saw nothing, move past the window, over-batch. Each
     alert also starts a full window after the previous one, so batches never share a window.
-    Without `advance` only the over-batches are sent (`no_clock_reason` says why)."""
+    Without `advance` only the over-batches are sent (`no_clock_reason` says why).
+    `sentry_fired(alert name, sent at)`: when Sentry fired, by its record (paymon.delivery.fired),
+    so each action is timed from the events and from Sentry firing."""
     numbers = numbers or {a.name: i for i, a in enumerate(spec.alerts, 1)}
     longest = max((a.window or 0) for a in spec.alerts) if spec.alerts else 0
     drills: dict[str, AlertDrill] = {}
@@ -559,6 +727,9 @@ def run(alerts, *, spec, run_id: str, dsn: str, readback: Readback, clock: Calla
             drill.under = _batch(under_event, under_n, across)
             started = clock()
             fire(drill.under, dsn)
+            # Sentry judges an alert counted across events on its next subscription update: give
+            # it that update before asking whether it fired.
+            advance(spec.delivery.evaluation_allowance(alert.window, alert.count) + 1)
             if firings is not None:
                 drill.under_firings = [f"{f.level} at +{f.at - started:.1f}s ({len(f.event_ids)} events)"
                                        for f in firings() if f.alert == alert.name and f.level != "resolved"
@@ -576,9 +747,12 @@ def run(alerts, *, spec, run_id: str, dsn: str, readback: Readback, clock: Calla
         if advance is not None:
             # Time is ours: read this alert back before the next one, so each read sees one alert's posts.
             readback.wait(drill.expected, recipients)
+            _when_sentry_fired(drill, sentry_fired)
     if advance is None:
         # Real time: every alert's deliveries travel at once, and are waited for together.
         readback.wait([e for d in drills.values() for e in d.expected], recipients)
+        for drill in drills.values():
+            _when_sentry_fired(drill, sentry_fired)
     if firings is not None:
         seen = firings()
         for drill in drills.values():
@@ -586,6 +760,14 @@ def run(alerts, *, spec, run_id: str, dsn: str, readback: Readback, clock: Calla
                 drill.engine = _engine_summary([f for f in seen if f.alert == drill.alert and f.level != "resolved"
                                                 and f.at >= drill.fired_at], drill.fired_at)
     return drills
+
+
+def _when_sentry_fired(drill: AlertDrill, sentry_fired) -> None:
+    if sentry_fired is None or drill.fired_at is None or not drill.expected:
+        return
+    fired = sentry_fired(drill.alert, drill.fired_at)
+    for item in drill.expected:
+        item.sentry_fired_at = fired
 
 
 def _engine_summary(firings: list, since: float) -> str:

@@ -1,5 +1,5 @@
 """A delivery check's timeline: the test event fired, then each place it had to reach (seen in
-Slack; the PagerDuty incident created, assigned, the on-call notified), each with the time since
+Slack; the PagerDuty alert created, the incident assigned to the on-call), each with the time since
 firing, against the route's deadline.
 
 Every time is the service's own stamp (Slack `ts`, PagerDuty `created_at` of the incident and of
@@ -60,10 +60,10 @@ def slack_timeline(delivery: Delivery, channel: str) -> Timeline:
 
 
 def _first_entry(entries: list[dict], kind: str, user_ids: set[str]) -> dict | None:
-    from paymon.delivery.endtoend import _entry_user
+    from paymon.delivery.endtoend import _entry_users
 
     matching = [e for e in entries if e.get("type") == kind and e.get("created_at")
-                and (not user_ids or _entry_user(e) in user_ids)]
+                and (not user_ids or set(_entry_users(e)) & user_ids)]
     return min(matching, key=lambda e: parse_iso(e["created_at"]), default=None)
 
 
@@ -75,12 +75,13 @@ def _end_of_stamp(epoch: float) -> float:
 
 def pagerduty_timeline(delivery: Delivery, incident: dict | None, entries: list[dict],
                        on_call_user_ids: set[str]) -> Timeline:
-    """Incident created (the delivery the check judges), assigned to and notified the on-call user
-    (the page itself), from the incident's log entries."""
-    steps = [Step("incident created", delivery.arrived_at, delivery.fired_at,
+    """Alert created (the delivery the check judges) and the incident assigned to the on-call user,
+    from the incident's log entries. The synthetic incident is low urgency and resolved at once:
+    nobody is paged (the drill pages, and checks the acknowledgement)."""
+    steps = [Step("alert created", delivery.arrived_at, delivery.fired_at,
                   f"incident {incident.get('id')}, urgency {incident.get('urgency')}" if incident else
                   f"polled {delivery.polls}x")]
-    for what, kind in (("assigned to on-call", "assign_log_entry"), ("on-call notified", "notify_log_entry")):
+    for what, kind in (("assigned to on-call", "assign_log_entry"),):
         entry = _first_entry(entries, kind, on_call_user_ids)
         at = _end_of_stamp(parse_iso(entry["created_at"])) if entry else None
         detail = (entry.get("summary") or kind) if entry else f"no {kind} for the on-call user"

@@ -277,6 +277,35 @@ def _widget_missing(sentry: dict, changed: _Changes) -> None:
         changed(before - len(dashboard["widgets"]))
 
 
+def _widget(sentry: dict, title: str) -> list[dict]:
+    return [w for d in sentry.get("dashboards", []) for w in d["widgets"] if w["title"] == title]
+
+
+def _widget_trend_changed(sentry: dict, changed: _Changes) -> None:
+    """The Payment Monitoring dashboard shows the last 24 hours: widget 1's 7-day trend is gone."""
+    for dashboard in sentry.get("dashboards", []):
+        if dashboard.get("title") == "Payment Monitoring" and dashboard.get("period") != "24h":
+            dashboard["period"] = "24h"
+            changed()
+
+
+def _widget_thresholds_dropped(sentry: dict, changed: _Changes) -> None:
+    """Widget 3 no longer states its warning/critical thresholds (1000/2000 ms)."""
+    for widget in _widget(sentry, "Webhook Processing Time"):
+        widget["description"] = None
+        changed()
+
+
+def _widget_success_rate_dropped(sentry: dict, changed: _Changes) -> None:
+    """Widget 5 shows the failure rate only: its "(1 - failure_rate()) * 100" success rate is removed."""
+    for widget in _widget(sentry, "Usage Reporting Success Rate"):
+        for query in widget["queries"]:
+            for key in ("fields", "aggregates"):
+                query[key] = [a for a in query[key] if not a.startswith("equation|")]
+            query["fieldAliases"] = query["fieldAliases"][:len(query["fields"])]
+        changed()
+
+
 def _integration_disabled(sentry: dict, changed: _Changes) -> None:
     """The PagerDuty integration is disabled (alerts keep their action but nothing is sent)."""
     for integration in sentry.get("integrations", []):
@@ -349,6 +378,25 @@ def _channel_archived(world: dict, changed: _Changes) -> None:
             changed()
 
 
+ON_CALL_SLACK_USER = "U07ADAOKNW"  # Ada Okonkwo: on call at level 1 in PagerDuty (PUONCAL)
+
+
+def _on_call_not_in_channel(world: dict, changed: _Changes) -> None:
+    """The engineer on call now left #payments-alerts (or was never invited)."""
+    members = world["slack"]["members"].get(PAYMENTS_ALERTS, [])
+    if ON_CALL_SLACK_USER in members:
+        members.remove(ON_CALL_SLACK_USER)
+        changed()
+
+
+def _channel_purpose_changed(world: dict, changed: _Changes) -> None:
+    """#payments-alerts' purpose no longer says what §3 gives it."""
+    for channel in world["slack"]["channels"]:
+        if channel["id"] == PAYMENTS_ALERTS:
+            channel["purpose"]["value"] = "Sentry + PagerDuty noise, muted"
+            changed()
+
+
 def _bot_not_in_channel(world: dict, changed: _Changes) -> None:
     members = world["slack"]["members"].get(PAYMENTS_ALERTS, [])
     if SENTRY_BOT_USER in members:
@@ -356,11 +404,111 @@ def _bot_not_in_channel(world: dict, changed: _Changes) -> None:
         changed()
 
 
+def _others_talk_at_once(world: dict) -> None:
+    """The alert channel's other voices (paymon/sandbox/slack/models.py knob `voices`) speak within
+    a second of a firing, inside the short test deadlines: PagerDuty's app ("Triggered: ..."), and the
+    on-call asking about the alert by name, pasting the issue's title (markers included)."""
+    voices = world["slack"].setdefault("knobs", {}).setdefault("voices", {})
+    voices["pagerduty_app"] = {"bot": "pagerduty", "services": {PAGERDUTY_SERVICE: ["#payments-alerts"]}, "delay": 1.0}
+    voices["people"] = {"user": "U07ONCALL01", "channels": ["#payments-alerts"], "delay": 1.0, "alerts": None,
+                        "quote_issue": True}
+
+
+def _synthetic_slack_removed_others_talk(world: dict, changed: _Changes) -> None:
+    """The synthetic Slack check's route is broken (its Slack action removed) while PagerDuty's app
+    and a person talk about the alert in #payments-alerts, the person quoting the test event."""
+    _synthetic_slack_action_removed(world["sentry"], changed)
+    _others_talk_at_once(world)
+
+
+def _test_mode_slack_removed_others_talk(world: dict, changed: _Changes) -> None:
+    """Alert 6 no longer posts to #payments-alerts (its other actions stay: it still pages), while
+    PagerDuty's app posts the page there and a person asks about the alert by name."""
+    name = "Test Mode Detected in Production"
+    for rule in _issue_rules(world["sentry"], name):
+        rule["actions"] = [a for a in rule["actions"] if not (a["id"].endswith("SlackNotifyServiceAction")
+                                                              and a.get("channel_id") == PAYMENTS_ALERTS)]
+        changed()
+    for rule in _metric_rules(world["sentry"], name):
+        for trigger in rule["triggers"]:
+            trigger["actions"] = [a for a in trigger["actions"]
+                                  if not (a["type"] == "slack" and a.get("inputChannelId") == PAYMENTS_ALERTS)]
+        changed()
+    for workflow in _workflows(world["sentry"], name):
+        for group in workflow["actionFilters"]:
+            group["actions"] = [a for a in group["actions"] if not (
+                a["type"] == "slack" and (a.get("config") or {}).get("targetIdentifier") == PAYMENTS_ALERTS)]
+        changed()
+    _others_talk_at_once(world)
+
+
+def _bot_not_in_channel_without_public_scope(world: dict, changed: _Changes) -> None:
+    """Sentry's bot left #payments-alerts, and Sentry's Slack app lacks chat:write.public (installed
+    before it asked for it): every post there fails with not_in_channel."""
+    _bot_not_in_channel(world, changed)
+    for token in world["slack"]["tokens"]:
+        if token["user_id"] == SENTRY_BOT_USER and "chat:write.public" in token["scopes"]:
+            token["scopes"].remove("chat:write.public")
+            changed()
+    for integration in world["sentry"]["integrations"]:
+        if (integration.get("provider") or {}).get("key") == "slack" and "chat:write.public" in (
+                integration.get("scopes") or []):
+            integration["scopes"].remove("chat:write.public")
+            changed()
+
+
 def _pagerduty_service_disabled(world: dict, changed: _Changes) -> None:
     for service in world["pagerduty"]["services"]:
         if service["id"] == PAGERDUTY_SERVICE:
             service["status"] = "disabled"
             changed()
+
+
+def _pagerduty_service(world: dict) -> dict:
+    return next(s for s in world["pagerduty"]["services"] if s["id"] == PAGERDUTY_SERVICE)
+
+
+def _pagerduty_level(world: dict, level: int) -> dict:
+    policy_id = _pagerduty_service(world)["escalation_policy"]["id"]
+    policy = next(p for p in world["pagerduty"]["escalation_policies"] if p["id"] == policy_id)
+    return policy["escalation_rules"][level - 1]
+
+
+def _pagerduty_nobody_on_call(world: dict, changed: _Changes) -> None:
+    """The primary rotation ended last year (nobody renewed it): level 1 has nobody on call."""
+    for target in _pagerduty_level(world, 1)["targets"]:
+        for schedule in world["pagerduty"]["schedules"]:
+            if schedule["id"] == target["id"]:
+                for layer in schedule["schedule_layers"]:
+                    layer["end"] = "2025-09-08T09:00:00Z"
+                    changed()
+
+
+def _pagerduty_urgency_constant_low(world: dict, changed: _Changes) -> None:
+    _pagerduty_service(world)["incident_urgency_rule"] = {"type": "constant", "urgency": "low"}
+    changed()
+
+
+def _pagerduty_no_high_urgency_rules(world: dict, changed: _Changes) -> None:
+    """The on-call engineer's profile keeps only the low-urgency e-mail rule."""
+    for target in _pagerduty_level(world, 1)["targets"]:
+        schedule = next(s for s in world["pagerduty"]["schedules"] if s["id"] == target["id"])
+        for layer in schedule["schedule_layers"]:
+            for entry in layer["users"]:
+                user = next(u for u in world["pagerduty"]["users"] if u["id"] == entry["user"]["id"])
+                before = len(user["notification_rules"])
+                user["notification_rules"] = [r for r in user["notification_rules"] if r.get("urgency") == "low"]
+                changed(before - len(user["notification_rules"]))
+
+
+def _pagerduty_lead_after_two_hours(world: dict, changed: _Changes) -> None:
+    _pagerduty_level(world, 1)["escalation_delay_in_minutes"] = 120
+    changed()
+
+
+def _pagerduty_nobody_acknowledges(world: dict, changed: _Changes) -> None:
+    world["pagerduty"]["knobs"]["acknowledge_after"] = None
+    changed()
 
 
 def _pagerduty_maintenance(world: dict, changed: _Changes) -> None:
@@ -459,6 +607,66 @@ def _runbook_stale(world: dict, changed: _Changes) -> None:
             changed()
 
 
+def _reconciliation_issue_alert(sentry: dict, changed: _Changes) -> None:
+    """Alert 5 built as an issue alert, as the UI builds "any occurrence" (alert 6 is one): the same
+    tag-or-message filters, threshold and actions, but Sentry records no incident when it fires. An
+    issue alert's filters are one list (all/any), so "any" of tag and message leaves the guide's
+    level range (error or warning) out too."""
+    name = "Reconciliation Discrepancy Detected"
+    filters = [("tagged_event", {"key": "reconciliation", "match": "eq", "value": "true"}),
+               ("event_attribute", {"attribute": "message", "match": "co",
+                                    "value": "reconciliation discrepancies detected"})]
+    for rule in _metric_rules(sentry, name):
+        sentry["metric_alert_rules"].remove(rule)
+        slack, *emails = _critical_trigger(rule)["actions"]
+        issue_rule = {
+            "id": "611209",
+            "conditions": [{"id": "sentry.rules.conditions.event_frequency.EventFrequencyCondition",
+                            "comparisonType": "count", "interval": "1m", "value": 0,
+                            "name": "The issue is seen more than 0 times in 1m"}],
+            "filters": [
+                {"id": f"{_FILTER_CLASS}.tagged_event.TaggedEventFilter", **filters[0][1],
+                 "name": "The event's tags match reconciliation equals true"},
+                {"id": f"{_FILTER_CLASS}.event_attribute.EventAttributeFilter", **filters[1][1],
+                 "name": "The event's message value contains reconciliation discrepancies detected"}],
+            "actions": [
+                {"id": "sentry.integrations.slack.notify_action.SlackNotifyServiceAction",
+                 "workspace": str(slack["integrationId"]), "channel": slack["targetIdentifier"],
+                 "channel_id": slack["inputChannelId"], "tags": "environment,level",
+                 "notes": rule.get("description") or "",
+                 "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, "paymon/611209/slack")),
+                 "name": f"Send a notification to the TowerOfBabel Slack workspace to {slack['targetIdentifier']}"},
+                *[_email_action(a) for a in emails]],
+            "actionMatch": "all", "filterMatch": "any", "frequency": 5, "name": rule["name"],
+            "dateCreated": rule["dateCreated"], "owner": rule["owner"], "createdBy": rule["createdBy"],
+            "environment": rule["environment"], "projects": list(rule["projects"]), "status": "active",
+            "snooze": False,
+        }
+        for slug in rule["projects"]:
+            sentry.setdefault("issue_rules", {}).setdefault(slug, []).append(issue_rule)
+        changed()
+    for detector in _detectors(sentry, name):
+        sentry["detectors"].remove(detector)
+        error_detector = next(d for d in sentry["detectors"]
+                              if d["type"] == "error" and d["projectId"] == detector["projectId"])
+        for workflow in sentry.get("workflows", []):
+            if detector["id"] not in workflow["detectorIds"]:
+                continue
+            workflow["detectorIds"] = [error_detector["id"]]
+            error_detector["workflowIds"].append(workflow["id"])
+            workflow["triggers"] = {
+                "id": workflow["triggers"]["id"] if workflow.get("triggers") else "8801950",
+                "organizationId": sentry["organization"]["id"], "logicType": "all", "actions": [],
+                "conditions": [{"id": "8801951", "type": "event_frequency_count",
+                                "comparison": {"value": 0, "interval": "1m"}, "conditionResult": True}]}
+            group = workflow["actionFilters"][0]
+            group["logicType"] = "any-short"
+            group["conditions"] = [{"id": f"880195{i + 2}", "type": kind, "comparison": params,
+                                    "conditionResult": True} for i, (kind, params) in enumerate(filters)]
+            workflow["actionFilters"] = [group]
+        changed()
+
+
 def _runbook_link_dropped(sentry: dict, changed: _Changes) -> None:
     """Alert 2's description (metric alert / detector) no longer links to its runbook section."""
     name = "Webhook Processing Failure"
@@ -481,10 +689,21 @@ _WORLD_FAULTS: dict[str, Callable[[dict, _Changes], None]] = {
     "signature-warning-not-sent": _app_knob("log_invalid_signature", False),
     "signature-not-verified": _app_knob("skip_signature_verification", True),
     "signature-500-on-short-header": _app_knob("signature_compare_throws", True),
+    "webhook-500": _app_knob("fail_endpoints", {"/api/webhooks/lemonsqueezy": 500}),
     "channel-archived": _channel_archived,
     "bot-not-in-channel": _bot_not_in_channel,
+    "on-call-not-in-channel": _on_call_not_in_channel,
+    "channel-purpose-changed": _channel_purpose_changed,
+    "bot-not-in-channel-without-public-scope": _bot_not_in_channel_without_public_scope,
+    "synthetic-slack-removed-others-talk": _synthetic_slack_removed_others_talk,
+    "test-mode-slack-removed-others-talk": _test_mode_slack_removed_others_talk,
     "pagerduty-service-disabled": _pagerduty_service_disabled,
     "pagerduty-maintenance": _pagerduty_maintenance,
+    "pagerduty-nobody-on-call": _pagerduty_nobody_on_call,
+    "pagerduty-urgency-constant-low": _pagerduty_urgency_constant_low,
+    "pagerduty-no-high-urgency-rules": _pagerduty_no_high_urgency_rules,
+    "escalation-lead-after-two-hours": _pagerduty_lead_after_two_hours,
+    "pagerduty-nobody-acknowledges": _pagerduty_nobody_acknowledges,
     "wrong-routing-key": _wrong_routing_key,
     "slack-late": _slack_late,
     "pagerduty-late": _pagerduty_late,
@@ -501,22 +720,46 @@ _FAULTS: dict[str, Callable[[dict, _Changes], None]] = {
     "rule-disabled": _rule_disabled,
     "per-issue": _per_issue,
     "widget-missing": _widget_missing,
+    "widget-trend-changed": _widget_trend_changed,
+    "widget-thresholds-dropped": _widget_thresholds_dropped,
+    "widget-success-rate-dropped": _widget_success_rate_dropped,
     "integration-disabled": _integration_disabled,
     "cron-wrong-hour": _cron_wrong_hour,
     "perf-threshold": _perf_threshold,
     "event-types-error-only": _event_types_error_only,
     "runbook-link-dropped": _runbook_link_dropped,
+    "reconciliation-issue-alert": _reconciliation_issue_alert,
 }
 
 FAULTS: dict[str, str] = {
+    "widget-trend-changed": 'dashboard "Payment Monitoring": period 7d -> 24h (widget 1\'s 7-day trend gone)',
+    "widget-thresholds-dropped": 'dashboard "Payment Monitoring": widget "Webhook Processing Time" no longer '
+                                 "states its 1000/2000 ms thresholds",
+    "widget-success-rate-dropped": 'dashboard "Payment Monitoring": widget "Usage Reporting Success Rate" shows '
+                                   "the failure rate only (success-rate equation removed)",
+    "on-call-not-in-channel": "Slack: the engineer on call now (PagerDuty level 1) is not a member of #payments-alerts",
+    "channel-purpose-changed": "Slack: #payments-alerts' purpose no longer says what §3 gives it",
+    "reconciliation-issue-alert": 'alert "Reconciliation Discrepancy Detected": an issue alert (as the UI builds '
+                                  '"any occurrence"), which records no incident',
     "runbook-section-missing": 'runbook: the "Usage Reporting Failure" section (§6 procedure, alert 4) removed',
     "runbook-stale": "runbook: last reviewed 200 days ago",
     "runbook-link-dropped": 'alert "Webhook Processing Failure": description no longer links to its runbook section',
     "synthetic-slack-action-removed": 'alert "paymon synthetic check: Slack": Slack action removed',
     "channel-archived": "Slack: #payments-alerts archived",
     "bot-not-in-channel": "Slack: the Sentry bot is not a member of #payments-alerts",
+    "bot-not-in-channel-without-public-scope": "Slack: the Sentry bot is not a member of #payments-alerts and "
+                                               "Sentry's app lacks chat:write.public",
+    "synthetic-slack-removed-others-talk": 'alert "paymon synthetic check: Slack": Slack action removed, while '
+                                           "PagerDuty's app and a person (quoting the event) talk in #payments-alerts",
+    "test-mode-slack-removed-others-talk": 'alert "Test Mode Detected in Production": no post to #payments-alerts, '
+                                           "while PagerDuty's app and a person name the alert there",
     "pagerduty-service-disabled": 'PagerDuty: service "TowerOfBabel Payments" disabled',
     "pagerduty-maintenance": 'PagerDuty: service "TowerOfBabel Payments" in a maintenance window',
+    "pagerduty-nobody-on-call": "PagerDuty: the primary rotation ended, nobody on call at escalation level 1",
+    "pagerduty-urgency-constant-low": 'PagerDuty: service "TowerOfBabel Payments" urgency rule constant low',
+    "pagerduty-no-high-urgency-rules": "PagerDuty: the on-call engineer has no high-urgency notification rules",
+    "escalation-lead-after-two-hours": "PagerDuty: the escalation policy calls the engineering lead after 2 h, not 1 h",
+    "pagerduty-nobody-acknowledges": "PagerDuty: the on-call engineer never acknowledges a page (drill)",
     "wrong-routing-key": "Sentry's PagerDuty service table holds a routing key PagerDuty does not know",
     "slack-late": "Sentry's Slack posts arrive 5 s after the event",
     "pagerduty-late": "Sentry's page reaches PagerDuty 9 s after the event",
@@ -544,6 +787,7 @@ FAULTS: dict[str, str] = {
     "signature-warning-not-sent": 'payment app: rejects bad signatures but sends no "Invalid webhook signature"',
     "signature-not-verified": "payment app: the webhook handler skips X-Signature verification (accepts forgeries)",
     "signature-500-on-short-header": "payment app: a short or non-hex X-Signature crashes the handler (500, not 401)",
+    "webhook-500": "payment app: the webhook handler answers 500 to every verified delivery (its error logged)",
 }
 
 
