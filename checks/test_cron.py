@@ -14,6 +14,7 @@ def test_reconciliation_monitor(sentry, spec):
     fail_with(sentry.cron_findings())
 
 
+@pytest.mark.area("production-health")
 def test_reconciliation_last_run(sentry_client, spec):
     """The job ran: the monitor's newest check-in is `ok` and at most `cron.last_checkin_within`
     (26 h) old, and no "reconciliation discrepancies detected" issue is open (§6: each one is

@@ -8,13 +8,17 @@ into the outcome, as `paymon probe` does: critical fails, warning passes with a 
 run too small to decide cannot check in the sandbox (which could have taken more samples); live,
 the probe is a canary of 20 requests that fails only on what it proves, so "inconclusive at n=20"
 passes with a visible warning naming the samples that would settle it. Checkout probes create
-live checkout objects (never opened or paid); the webhook probe re-sends the synthetic
-subscription's state, freshly signed each time (reference §3).
+live checkout objects (never opened or paid). The webhook probes change nothing (issue 12 item 6):
+they replay the synthetic subscription as Lemon Squeezy holds it (read with LEMONSQUEEZY_API_KEY,
+refused unless it is the synthetic user's, monitoring.yaml `webhook_probe`), freshly signed each
+time (reference §3), and the p95 probe stops at `webhook_probe.stop_after_failures` non-2xx answers,
+failing with the endpoint and the statuses it saw, well before "Webhook Processing Failure" could fire.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -22,13 +26,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import httpx
 import pytest
 
-from fixtures.app import (
-    SignedWebhookSender,
-    could_not_check,
-    sign,
-    synthetic_webhook_body,
-    webhook_headers,
-)
+from fixtures.app import could_not_check
 from paymon.errors import PaymonError, SettingsError, TargetUnavailable
 from paymon.probes.latency import (
     COULD_NOT_CHECK,
@@ -39,9 +37,12 @@ from paymon.probes.latency import (
     HttpTarget,
     LatencyReport,
     decide,
+    decide_pooled,
+    pooled_p95,
     probe_http,
 )
 from paymon.findings.production import alert_query, count, test_mode_findings, wait_for_events
+from paymon.probes.webhook import FailureBudget, SignedWebhookSender, WebhookProbeStopped, sign, webhook_headers
 from fixtures.outcome import fail_with, overridden
 
 WEBHOOK = "/api/webhooks/lemonsqueezy"
@@ -73,25 +74,27 @@ def _json_target(payment_app, path: str) -> HttpTarget:
                       body=b'{"user_id":"paymon-synthetic"}')
 
 
-def _probe(budget_spec, payment_app):
-    """One endpoint's run; SettingsError if the webhook probe lacks its secret or subscription."""
+def _probe(budget_spec, payment_app, webhook_replay, spec):
+    """One endpoint's run; SettingsError if the webhook probe lacks its secret, key or subscription
+    (or it is not the synthetic user's); WebhookProbeStopped when the webhook failed too often."""
     budget = Budget.from_spec(budget_spec)
     path = budget_spec.transaction
     schedule = {"samples": payment_app.samples, "rate": payment_app.rate, "max_in_flight": payment_app.max_in_flight,
                 "budget": budget, "modelled": payment_app.probe_clock()}
     if path != WEBHOOK:
         return probe_http(_json_target(payment_app, path), **schedule)
-    secret, subscription = payment_app.require_secret(), payment_app.require_subscription()
+    secret, subscription = payment_app.require_secret(), webhook_replay.subscription()
     target = HttpTarget(payment_app.url(path), method="POST", timeout_s=TIMEOUT_S, headers=payment_app.headers)
+    failures = FailureBudget(spec.webhook_probe.stop_after_failures)  # the warm-up's delivery counts too
 
     def signed(client, template, modelled):  # a fresh, signed delivery per request
-        return SignedWebhookSender(client, template, secret, subscription, modelled)
+        return SignedWebhookSender(client, template, secret, subscription, failures, modelled)
 
     return probe_http(target, warmup=1, sender=signed, **schedule)
 
 
 @pytest.fixture(scope="session")
-def p95_runs(request, payment_app) -> dict:
+def p95_runs(request, payment_app, webhook_replay, spec) -> dict:
     """Every selected endpoint probed at once, each on its own schedule and in-flight slots (at most
     `max_in_flight` per endpoint): the run takes as long as one endpoint's, not the sum.
     transaction -> Future."""
@@ -99,7 +102,8 @@ def p95_runs(request, payment_app) -> dict:
                for item in request.session.items
                if getattr(item, "originalname", None) == "test_endpoint_p95" and hasattr(item, "callspec")}
     with ThreadPoolExecutor(max_workers=max(1, len(budgets)), thread_name_prefix="paymon-probe") as pool:
-        runs = {transaction: pool.submit(_probe, budget, payment_app) for transaction, budget in budgets.items()}
+        runs = {transaction: pool.submit(_probe, budget, payment_app, webhook_replay, spec)
+                for transaction, budget in budgets.items()}
         wait(runs.values())
     return runs
 
@@ -108,14 +112,22 @@ def _ms(value) -> str:
     return "n/a" if value is None else f"{value:.1f} ms"
 
 
+@pytest.mark.area("endpoints")
 @pytest.mark.criterion("Performance monitoring enabled for payment endpoints")
-def test_endpoint_p95(budget, payment_app, p95_runs, request, record_property):
+def test_endpoint_p95(budget, payment_app, p95_runs, webhook_replay, spec, probe_pool, request, record_property):
     """The endpoint's measured p95 is within its §2 budget, with 95% confidence."""
-    run = p95_runs.get(budget.transaction)
+    run, stopped = p95_runs.get(budget.transaction), None
     try:
-        report = run.result() if run is not None else _probe(budget, payment_app)
+        report = run.result() if run is not None else _probe(budget, payment_app, webhook_replay, spec)
     except SettingsError as exc:
         could_not_check(request, exc)
+    except WebhookProbeStopped as exc:
+        stopped = exc
+    if stopped is not None:  # a certain failure, reported at once: no p95 to judge
+        record_property("webhook_deliveries_sent", stopped.sent)
+        record_property("webhook_deliveries_failed", stopped.failures)
+        pytest.fail(f"{stopped}; \"{spec.webhook_probe.alert}\" counts each error the app logs for one",
+                    pytrace=False)
     request.node.latency_report = report  # drawn as the Allure latency histogram (fixtures/reporting.py)
     low, high = report.p95_ci_ms
     for name, value in (("samples", report.samples), ("errors", report.errors), ("p50_ms", report.p50_ms),
@@ -124,7 +136,16 @@ def test_endpoint_p95(budget, payment_app, p95_runs, request, record_property):
                         ("p95_verdict", report.verdict)):
         record_property(name, round(value, 3) if isinstance(value, float) else value)
     # Live, the probe is a canary (a few requests, each a live object): it fails only on what it proves.
-    decision = decide(report, canary=payment_app.live)
+    decision = decide(report, canary=payment_app.canary)
+    if probe_pool is not None:  # a canary with the run history: earlier runs' samples count too
+        earlier, runs = probe_pool(budget.transaction)
+        if earlier:
+            pooled = pooled_p95([*(v for v in report.sorted_ms if math.isfinite(v)), *earlier], runs + 1,
+                                Budget.from_spec(budget))
+            for name, value in (("pooled_samples", pooled.samples), ("pooled_runs", pooled.runs),
+                                ("pooled_p95_ms", pooled.p95_ms), ("pooled_verdict", pooled.verdict)):
+                record_property(name, value)
+            decision = decide_pooled(decision, pooled)
     record_property("p95_outcome", decision.outcome)
     message = p95_message(budget, report, decision)
     if decision.outcome == FAIL:
@@ -166,19 +187,20 @@ def _app_backend(sandbox_server):
     return None if sandbox_server is None else sandbox_server.backends.get("app")
 
 
+@pytest.mark.area("endpoints")
 @pytest.mark.alert_events
 @pytest.mark.criterion("Confirm webhook processing working correctly")
-def test_webhook_rejects_forged_signature(payment_app, request, sandbox_server, spec):
+def test_webhook_rejects_forged_signature(payment_app, webhook_replay, request, sandbox_server, spec):
     """Mis-signed deliveries (a wrong secret, a tampered body, a missing, non-hex or short header;
     live: the wrong secret plus one of the others in rotation) get 401, not 500, and are not
     processed; the correctly signed delivery then gets 2xx and is processed (once); each
     rejection's "Invalid webhook signature" warning arrives in Sentry (polled within a deadline)."""
     try:
-        secret, subscription = payment_app.require_secret(), payment_app.require_subscription()
+        secret, subscription = payment_app.require_secret(), webhook_replay.subscription()
         sentry_client = request.getfixturevalue("sentry_client")
     except SettingsError as exc:
         could_not_check(request, exc)
-    body = synthetic_webhook_body(subscription)
+    body = subscription.body()  # the synthetic subscription as Lemon Squeezy holds it
     malformed = malformed_deliveries(body, secret, payment_app.live, payment_app.run_id)
     ceiling = MISSIGNED_CEILING if payment_app.live else SANDBOX_MISSIGNED_CEILING
     alert = spec.alert(spec.webhook_security.alert)
@@ -253,6 +275,7 @@ def _json(response: httpx.Response) -> dict:
 
 # --- test mode -----------------------------------------------------------------------------------------
 
+@pytest.mark.area("production-health")
 @pytest.mark.criterion("Test mode not detected in production (§6)")
 def test_no_test_mode_event_in_production(sentry_client, spec, request):
     """No unresolved issue of "Test mode detected in production" events (alert 6's filter, fatal)
@@ -264,6 +287,7 @@ def test_no_test_mode_event_in_production(sentry_client, spec, request):
     fail_with(findings)
 
 
+@pytest.mark.area("endpoints")
 @pytest.mark.criterion("Test mode not detected in production (§6)")
 def test_not_in_test_mode(payment_app):
     """Each checkout endpoint creates a live checkout: `test_mode: false` (the guide's worst failure:

@@ -17,6 +17,7 @@ def test_performance_alert(budget, sentry):
     fail_with(sentry.performance_findings(budget))
 
 
+@pytest.mark.area("production-health")
 def test_payment_transactions_in_sentry(budget, sentry_client, spec, request):
     """Sentry has recent transactions of this endpoint (`performance.recent`, production), tagged
     `payment_flow:true` as §2's beforeSendTransaction does, and Sentry's own p95 of them is not

@@ -19,6 +19,7 @@ class UsageResolvedWarning(UserWarning):
     """The failure rate is over the limit, but every issue of it is resolved (a remedy deploy)."""
 
 
+@pytest.mark.area("production-health")
 def test_usage_reporting_failure_rate(sentry_client, spec, record_property, request):
     """Over the limit fails while an issue of the failures is unresolved (judged on what is open,
     so the deploy that fixes it passes once the issue is resolved); `--override usage-failures:

@@ -5,6 +5,8 @@ threshold raised. The suite runs in a subprocess (tests/conftest.py `run_suite`)
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from paymon.delivery import drill
@@ -84,7 +86,7 @@ def test_drill_passes_on_the_golden_world(generation, run_suite, short_deadlines
     result = run_suite("-k", "test_drill", f"--sandbox-generation={generation}", short_deadlines)
     assert result.returncode == 0, result.output
     assert result.passed == DRILL_CHECKS, result.output
-    assert "PASS             Alert drill: every action arrives (6 checks)" in result.output
+    assert re.search(r"^PASS\s+6/6\s+Alert drill: every action arrives$", result.output, re.M)
 
 
 def test_drill_fails_on_pagerduty_missing(run_suite, short_deadlines):
@@ -93,8 +95,10 @@ def test_drill_fails_on_pagerduty_missing(run_suite, short_deadlines):
     assert result.returncode == 1, result.output
     assert result.failed == {"test_drill[Test Mode Detected in Production]"}, result.output
     message = result.failures["test_drill[Test Mode Detected in Production]"]
+    # Counted from Sentry firing the deadline; from the events, plus one evaluation update
+    # (monitoring.yaml delivery.evaluation: an "any occurrence" alert may be a metric alert).
     assert ("Test Mode Detected in Production: pagerduty TowerOfBabel Payments expected a notification "
-            "within 8s of 1 drill events") in message
+            "within 8s of Sentry firing, 68s of 1 drill events") in message
     assert "actual none" in message
 
 
@@ -106,8 +110,9 @@ def test_drill_fails_when_a_threshold_was_raised(run_suite, short_deadlines):
     assert result.failed == {"test_drill[Payment Failure Rate Spike]"}, result.output
     message = result.failures["test_drill[Payment Failure Rate Spike]"]
     for action in ("slack #payments-alerts", "email on-call", "email ops@towerofbabel.com"):
-        assert f"Payment Failure Rate Spike: {action} expected a notification within 4s of 11 drill events" \
-            in message
+        assert (f"Payment Failure Rate Spike: {action} expected a notification within 4s of Sentry firing, "
+                f"64s of 11 drill events") in message
+        assert "Sentry shows no firing" in message
     assert "the alert did not fire on the drill events" in message
 
 
@@ -145,5 +150,35 @@ def test_under_xdist_the_drill_proves_as_much_as_in_one_process(run_suite, short
     result = run_suite("checks/test_drill.py", "-n", "2", "--dist=loadgroup", "-W", "default", short_deadlines)
     assert result.returncode == 0, result.output
     assert result.passed == DRILL_CHECKS, result.output
-    assert "PASS             Alert drill: every action arrives (6 checks)" in result.output
+    assert re.search(r"^PASS\s+6/6\s+Alert drill: every action arrives$", result.output, re.M)
     assert "not verified" not in result.output
+
+
+# --- Sentry's evaluation cadence, and telling a slow Sentry from a slow Slack ----------------------
+
+def test_a_slow_slack_is_told_from_sentry_by_when_sentry_fired(run_suite, short_deadlines):
+    """Sentry judges the metric alerts on its next subscription update (up to a minute: inside the
+    allowance), but Slack shows each post 5 s after Sentry sent it, past the 4 s deadline counted
+    from Sentry firing (the incident's dateDetected / the open period's start)."""
+    world = golden_world("legacy")
+    world["sentry"]["knobs"]["delivery_delay"] = {"slack": 5}
+    result = run_suite("-k", "test_drill", short_deadlines, world=world)
+    assert result.returncode == 1, result.output
+    message = result.failures["test_drill[Payment Failure Rate Spike]"]
+    assert ("Payment Failure Rate Spike: slack #payments-alerts expected within 4s of Sentry firing, 64s of "
+            "the events, actual after") in message
+    assert "slack 5.0s after that" in message and "Sentry fired " in message
+    assert "email" not in message.split("(sandbox Sentry")[0]  # e-mail, without the delay, was on time
+
+
+def test_a_sentry_that_waits_for_more_updates_is_late_whatever_slack_does(run_suite, short_deadlines):
+    """thresholdPeriod 4: the legacy rule opens its incident only on the 4th breaching update,
+    three minutes past the allowance of one; Slack is not to blame, and the message says Sentry
+    had not fired."""
+    world = golden_world("legacy")
+    rule = next(r for r in world["sentry"]["metric_alert_rules"] if r["name"] == "Webhook Processing Failure")
+    rule["thresholdPeriod"] = 4
+    result = run_suite("-k", "test_drill", short_deadlines, world=world)
+    assert result.failed == {"test_drill[Webhook Processing Failure]"}, result.output
+    message = result.failures["test_drill[Webhook Processing Failure]"]
+    assert "actual none; Sentry shows no firing" in message

@@ -89,11 +89,11 @@ def test_golden_sandbox_passes_with_exit_0_and_labelled_results(suite):
     run, alluredir, summary = suite()
     assert run.returncode == 0, run.output
     assert "paymon verdict: profile sandbox · sandbox, not production" in run.output
-    assert re.search(r"^PASS\s+\d+ checks\s+All 6 Sentry alert rules configured$", run.output, re.M)
+    assert re.search(r"^PASS\s+(\d+)/\1\s+All 6 Sentry alert rules configured$", run.output, re.M)
     assert re.search(r"^\d+ criteria: \d+ pass, \d+ not covered -> exit 0 \(every criterion checked holds; "
                      r"not covered: not proven by this run\)$", run.output, re.M)
     # Every line of the guide's checklists is on the screen: run here, or not covered with the reason.
-    assert re.search(r"^NOT COVERED\s+no check\s+Weekly review of payment failure trends$", run.output, re.M)
+    assert re.search(r"^NOT COVERED\s+–\s+Weekly review of payment failure trends$", run.output, re.M)
     assert summary["exit_code"] == 0 and {c["status"] for c in summary["criteria"]} - {"not covered"} == {"pass"}
 
     results = _results(alluredir)
@@ -128,9 +128,9 @@ def test_commit_comes_from_ci_when_set(suite):
 def test_one_fault_fails_its_criterion_with_exit_1_and_a_config_diff(suite):
     run, alluredir, summary = suite(world=apply_fault(golden_world("workflow"), "threshold"))
     assert run.returncode == 1, run.output
-    assert re.search(r"^FAIL\s+1 of \d+ checks\s+All 6 Sentry alert rules configured$", run.output, re.M)
+    assert re.search(r"^FAIL\s+1/\d+\s+All 6 Sentry alert rules configured$", run.output, re.M)
     assert re.search(r"^\s+Payment Failure Rate Spike: threshold expected 10, actual 20", run.output, re.M)
-    assert re.search(r"^PASS\s+\d+ checks?\s+Performance monitoring enabled for payment endpoints", run.output, re.M)
+    assert re.search(r"^PASS\s+(\d+)/\1\s+Performance monitoring enabled for payment endpoints", run.output, re.M)
     assert "-> exit 1 (a criterion failed)" in run.output
     failed = [c for c in summary["criteria"] if c["status"] == "fail"]
     assert [c["criterion"] for c in failed] == ["All 6 Sentry alert rules configured"]
@@ -149,7 +149,7 @@ def test_one_fault_fails_its_criterion_with_exit_1_and_a_config_diff(suite):
 def test_could_not_check_gives_exit_3_under_xdist(suite):
     run, alluredir, summary = suite("--target=live", "-n", "2")
     assert run.returncode == 3, run.output
-    assert re.search(r"^COULD NOT CHECK\s+\d+ of \d+ checks\s+All 6 Sentry alert rules configured", run.output, re.M)
+    assert re.search(r"^COULD NOT CHECK\s+\d+/\d+\s+All 6 Sentry alert rules configured", run.output, re.M)
     assert re.search(r"^\s+could not check: SENTRY_AUTH_TOKEN is not set", run.output, re.M)
     assert "-> exit 3 (could not check every criterion)" in run.output
     assert {c["status"] for c in summary["criteria"]} - {"not covered"} == {"could not check"}
@@ -199,7 +199,7 @@ def test_verdict_precedence_and_exit_codes():
     assert verdict.exit_code(verdict.judge(checks("pass", "warning"))) == 0
     assert verdict.exit_code(verdict.judge(checks("pass", "could not check"))) == 3
     (judged,) = verdict.judge(checks("could not check", "fail", "pass"))
-    assert (judged.status, judged.reason, judged.counted) == ("fail", "reason fail", "1 of 3 checks")
+    assert (judged.status, judged.reason, judged.counted) == ("fail", "reason fail", "1/3")
     assert verdict.exit_code([judged]) == 1
     assert verdict.first_reason("X: 1 mismatch (window)\n  - X: window expected 1, actual 2") == \
         "X: window expected 1, actual 2"
@@ -458,7 +458,7 @@ def test_a_p95_warning_shows_its_reason_on_the_verdict_screen(run_suite, tmp_pat
     run = run_suite("checks/test_payment_endpoints.py", f"--spec={scaled}", "-k", "p95", world=world)
     assert run.returncode == 0, run.output
     # (The screen is 80 columns in a subprocess: long lines end in "…".)
-    assert re.search(r"^WARNING\s+1 of 4 checks\s+Performance monitoring enabled for payment endpoints",
+    assert re.search(r"^WARNING\s+1/4\s+Performance monitoring enabled for payment endpoints",
                      run.output, re.M), run.output
     assert re.search(r"^\s+warning: /api/checkout/payg: p95 [0-9.]+ ms", run.output, re.M), run.output
     summary = json.loads((tmp_path / "verdict.json").read_text())

@@ -963,3 +963,44 @@ def probe_http(target: HttpTarget, *, samples: int, rate: float, warmup: int = 1
         return measure(sender(client, target, modelled), samples=samples, rate=rate, warmup=warmup, slots=slots,
                        budget=budget, confidence=confidence, clock=clock, sleep=sleep, modelled=modelled,
                        on_attempt=on_attempt)
+
+
+# --- pooled across runs ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PooledP95:
+    """One endpoint's p95 over this run's samples and earlier runs' (the history `pages` carries):
+    a canary of a few requests per run, pooled, judges what no single run can."""
+
+    samples: int
+    runs: int
+    p95_ms: float | None
+    ci_ms: tuple[float | None, float | None]
+    verdict: str
+    reason: str
+
+
+def pooled_p95(values: Sequence[float], runs: int, budget: Budget,
+               confidence: float = DEFAULT_CONFIDENCE) -> PooledP95:
+    """The same order-statistic interval and verdict as one run's report, over pooled samples.
+    Requests that failed are not in `values` (each run judges its own errors)."""
+    ordered = sorted(values)
+    n = len(ordered)
+    if not n:
+        return PooledP95(0, runs, None, (None, None), INCONCLUSIVE, "no pooled samples")
+    ranks = order_statistic_ranks(n, P95, confidence)
+    low = ordered[ranks.lower - 1] if ranks.lower else None
+    high = ordered[ranks.upper - 1] if ranks.upper else None
+    verdict = judge(low, high, budget)
+    return PooledP95(n, runs, percentile(ordered, P95), (low, high), verdict,
+                     explain(verdict, low, high, budget, n, confidence))
+
+
+def decide_pooled(own: Decision, pooled: PooledP95 | None) -> Decision:
+    """A canary's decision with the pooled evidence: what this run proved stands (a proven
+    critical fails); otherwise a conclusive pooled verdict replaces "inconclusive"."""
+    if pooled is None or own.outcome == FAIL or pooled.verdict == INCONCLUSIVE:
+        return own
+    headline = f"pooled {pooled.verdict} (n={pooled.samples} over {pooled.runs} run(s))"
+    outcome = {CRITICAL: FAIL, WARNING: WARNING, PASS: PASS}[pooled.verdict]
+    return Decision(outcome, headline, f"pooled p95 {_ms(pooled.p95_ms)}: {pooled.reason}")

@@ -68,7 +68,46 @@ CRITERIA: dict[str, Placement] = {
     "Weekly review of payment failure trends": Placement(ONGOING, 7, "minor"),
     "Monthly review of alert rule effectiveness": Placement(ONGOING, 7, "critical"),
     "Quarterly review of performance thresholds": Placement(ONGOING, 7, "minor"),
+    "Operations runbook reviewed by team": Placement(PRE_DEPLOYMENT, 6, "minor"),
+    "Monitor alerts for first 24 hours (T+1hr, T+4hr, T+24hr)": Placement(POST_DEPLOYMENT, 7, "critical"),
+    "Review payment dashboard metrics daily for first week": Placement(POST_DEPLOYMENT, 4, "minor"),
+    "Update runbook as new issues discovered": Placement(ONGOING, 6, "minor"),
 }
+
+# The guide's checklists, line by line (§7 Pre-Deployment, Post-Deployment, Ongoing Maintenance;
+# §9 Verification), each with the paymon criteria whose checks prove it. The verdict lists every
+# line every run: judged by those checks, or "not covered" with the reason (no check exists, or this
+# run's profile does not run it). A line named like a criterion proves itself.
+CHECKLIST: dict[str, tuple[str, ...]] = {
+    "All 6 Sentry alert rules configured": ("All 6 Sentry alert rules configured",),
+    "Slack notifications tested and working": ("Slack notifications tested and working",
+                                               "Test alerts delivered to Slack within 1 minute"),
+    "Payment dashboard created and accessible": ("Payment dashboard created and accessible",
+                                                 "Payment dashboard created (Sentry or custom)"),
+    "Performance monitoring enabled for payment endpoints": ("Performance monitoring enabled for payment endpoints",),
+    "PagerDuty integration tested (if applicable)": ("PagerDuty integration tested (if applicable)",),
+    "Operations runbook reviewed by team": ("Operations runbook reviewed by team",),
+    "Monitor alerts for first 24 hours (T+1hr, T+4hr, T+24hr)": (
+        "Monitor alerts for first 24 hours (T+1hr, T+4hr, T+24hr)",),
+    "Verify no false positives from alert rules": ("Verify no false positives from alert rules",),
+    "Confirm webhook processing working correctly": ("Confirm webhook processing working correctly",),
+    "Check reconciliation cron job runs successfully at 2 AM UTC": ("Reconciliation cron job runs at 2 AM UTC",),
+    "Review payment dashboard metrics daily for first week": (
+        "Review payment dashboard metrics daily for first week",),
+    "Weekly review of payment failure trends": ("Weekly review of payment failure trends",),
+    "Monthly review of alert rule effectiveness": ("Monthly review of alert rule effectiveness",),
+    "Quarterly review of performance thresholds": ("Quarterly review of performance thresholds",),
+    "Update runbook as new issues discovered": ("Update runbook as new issues discovered",),
+    "Sentry Slack integration configured": ("Sentry Slack integration configured",),
+    "#payments-alerts and #security-alerts channels created": (
+        "#payments-alerts and #security-alerts channels created",),
+    "Payment dashboard created (Sentry or custom)": ("Payment dashboard created (Sentry or custom)",),
+    "Operations runbook documented with response procedures": (
+        "Operations runbook documented with response procedures",),
+    "Test alerts delivered to Slack within 1 minute": ("Test alerts delivered to Slack within 1 minute",),
+    "On-call engineer confirmed PagerDuty page received": ("On-call engineer confirmed PagerDuty page received",),
+}
+
 
 UNPLACED = Placement(PRE_DEPLOYMENT, 0, "normal")
 _SECTION_MARK = re.compile(r"§(\d+)")

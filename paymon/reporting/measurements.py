@@ -9,6 +9,7 @@ JSON user property (MEASUREMENT_PROPERTY), which JUnit keeps too.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -31,7 +32,9 @@ def p95_measurement(endpoint: str, report) -> dict:
     return {"kind": P95, "endpoint": endpoint, "p95_ms": _round(report.p95_ms), "ci_low_ms": _round(low),
             "ci_high_ms": _round(high), "samples": report.samples, "verdict": report.verdict,
             "warning_ms": budget.warning_ms if budget else None,
-            "critical_ms": budget.critical_ms if budget else None}
+            "critical_ms": budget.critical_ms if budget else None,
+            # The samples themselves (finite: a timeout is not a latency), for later runs to pool.
+            "values_ms": [round(v, 1) for v in report.sorted_ms if math.isfinite(v)]}
 
 
 def delivery_measurement(route: str, timeline: Timeline) -> dict:

@@ -24,7 +24,8 @@ from paymon.reporting.measurements import DELIVERY, P95
 from paymon.reviews.real_alerts import REAL_ALERT
 
 WEEK_SECONDS = 7 * 24 * 3600
-_COLOURS = {"pass": "#2e7d32", "warning": "#f9a825", "could not check": "#ef6c00", "fail": "#c62828"}
+_COLOURS = {"pass": "#2e7d32", "warning": "#f9a825", "could not check": "#ef6c00", "fail": "#c62828",
+            "not covered": "#b0bec5"}
 _EXIT_STATUS = {0: "pass", 1: "fail", 3: "could not check"}
 
 
@@ -70,7 +71,7 @@ def _criterion_rows(runs: list[dict]) -> list[str]:
     for criterion, counts in seen.items():
         total = sum(counts.values())
         segments, x = [], 0.0
-        for status in ("pass", "warning", "could not check", "fail"):
+        for status in ("pass", "warning", "could not check", "fail", "not covered"):
             share = 200 * counts[status] / total
             if share:
                 segments.append(f'<rect x="{x:.1f}" y="0" width="{share:.1f}" height="12" fill="{_COLOURS[status]}">'
