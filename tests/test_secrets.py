@@ -58,3 +58,153 @@ def test_a_target_never_shows_the_environment_in_its_repr():
     shown = repr(target)
     assert all(value not in shown for value in environ.values()) and "acme" in shown
     assert "secretsecret" not in repr(Target("sandbox", sandbox={"token": "xoxb-1-2-secretsecret"}))
+
+
+# --- every exit of a run (issue 14 item 2): a run that leaks two secrets everywhere it can ----------
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tests import forked_pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SECRETS = {
+    "SENTRY_AUTH_TOKEN": "sntryu_" + "7f3a9c2e51d84b06" * 4,  # shaped like a token
+    "CRON_SECRET": "cron-Zq8WvX2pLm4TnR7Ks9YbHc3J",          # no shape: found by value only
+}
+LEAKY_TESTS = '''
+import logging, os, pathlib, sys, time, warnings
+
+import allure
+
+
+def test_leaks_everywhere():
+    for name in ("SENTRY_AUTH_TOKEN", "CRON_SECRET"):
+        token = os.environ[name]
+        print("stdout:", token)
+        sys.stderr.write(f"stderr: {token}\\n")
+        logging.getLogger("httpx").debug("HTTP Request: GET https://sentry.io/api/0/ %r", {"authorization": f"Bearer {token}"})
+        logging.getLogger("sentry_sdk.errors").debug("[Tracing] sending envelope with %s", token)
+        warnings.warn(f"deprecated: {token}")
+        allure.attach(f"response {token}", name=f"{name} body")
+    # -l shows both locals cut at 240 characters, each cut through the middle of its secret.
+    long_value = "x" * 100 + os.environ["SENTRY_AUTH_TOKEN"] + "y" * 100
+    other = "p" * 110 + os.environ["CRON_SECRET"] + "q" * 110
+    assert long_value == other, os.environ["CRON_SECRET"]
+
+
+def test_waits_for_a_delivery():
+    print("waiting for the page, token", os.environ["SENTRY_AUTH_TOKEN"])
+    logging.getLogger("httpx").debug("polling with %s", os.environ["CRON_SECRET"])
+    pathlib.Path(os.environ["LEAK_READY"]).write_text("waiting")
+    deadline = time.monotonic() + 120  # GitLab's timeout comes first: the test below sends SIGTERM
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+'''
+
+
+def _pieces(secret: str, size: int = 8) -> set[str]:
+    return {secret[i:i + size] for i in range(len(secret) - size + 1)}
+
+
+def _leaks(text: str) -> list[str]:
+    """Which secrets show, whole or any 8 characters of them."""
+    return [name for name, secret in SECRETS.items() if any(piece in text for piece in _pieces(secret))]
+
+
+def _files_with_leaks(root: Path) -> dict[str, list[str]]:
+    found = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        leaked = _leaks(path.read_text(encoding="utf-8", errors="replace"))
+        if leaked:
+            found[str(path.relative_to(root))] = leaked
+    return found
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTRY_", "PAYMON_", "PYTEST_"))}
+    return {**env, **SECRETS, "LEAK_READY": str(tmp_path / "ready")}
+
+
+def test_a_secret_cut_at_an_ellipsis_leaves_no_part_of_it(monkeypatch):
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    for secret in SECRETS.values():
+        for cut in (10, len(secret) // 2, len(secret) - 8):
+            text = f"'{'x' * 50}{secret[:cut]}...{secret[cut - 3:]}{'y' * 50}' and, at the end, {secret[:cut]}"
+            assert not _leaks(scrub(text)), scrub(text)
+    assert scrub("p95 … within budget ... 3 samples") == "p95 … within budget ... 3 samples"
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "xdist"])
+def test_every_exit_of_a_run_is_scrubbed(workers, tmp_path):
+    """Terminal (captured stdout/stderr/log of a failing test, -l locals, the warnings summary),
+    JUnit and Allure results: no secret, whole or in part."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "test_leaky.py").write_text(LEAKY_TESTS)
+    reports = tmp_path / "reports"
+    proc = forked_pytest.run(
+        [str(tmp_path / "run" / "test_leaky.py"), "-k", "everywhere", "-p", "no:cacheprovider", "-l", "-rA",
+         "-o", "log_level=DEBUG", f"--junitxml={reports / 'junit.xml'}", f"--alluredir={reports / 'allure'}",
+         *workers], cwd=REPO, env=_env(tmp_path), timeout=120)
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    # The run did show what it leaked, redacted: the test is not passing by printing nothing.
+    assert "stdout: [redacted]" in proc.stdout and "warnings summary" in proc.stdout, proc.stdout[-3000:]
+    assert "Bearer [redacted]" in proc.stdout, proc.stdout[-3000:]
+    assert not _leaks(proc.stdout), proc.stdout
+    assert _files_with_leaks(reports) == {}
+
+
+def test_a_run_killed_mid_wait_leaves_no_secret_in_its_reports(tmp_path):
+    """GitLab's job timeout: SIGTERM while a check waits. pytest never finishes: no JUnit file, no
+    verdict, no end-of-run scrub; the Allure results written so far are what gets uploaded."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "test_leaky.py").write_text(LEAKY_TESTS)
+    reports = tmp_path / "reports"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", str(tmp_path / "run" / "test_leaky.py"), "-p", "no:cacheprovider", "-l",
+         "-o", "log_level=DEBUG", f"--junitxml={reports / 'junit.xml'}", f"--alluredir={reports / 'allure'}"],
+        cwd=REPO, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(1200):  # until the second test waits (a check waiting for a delivery)
+            if (tmp_path / "ready").exists() or proc.poll() is not None:
+                break
+            try:
+                proc.wait(0.1)
+            except subprocess.TimeoutExpired:
+                pass
+        assert (tmp_path / "ready").exists(), "the run never reached its wait"
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGTERM, output
+    results = sorted(p.name for p in (reports / "allure").iterdir())
+    assert any(name.endswith("-result.json") for name in results), results  # the first test's result is there
+    assert any(name.endswith("-attachment.txt") for name in results), results  # and its captured output
+    assert _files_with_leaks(reports) == {}
+    assert not _leaks(output), output
+
+
+def test_paymon_scrub_redacts_what_a_killed_run_left(tmp_path):
+    """CI's after_script (`paymon scrub reports/`) for files pytest never finished: a JUnit file, a
+    verdict, any text file; one line, never a secret, in its own output."""
+    reports = tmp_path / "reports"
+    (reports / "allure-results").mkdir(parents=True)
+    (reports / "junit.xml").write_text(f"<failure message=\"{SECRETS['CRON_SECRET']}\"/>")
+    (reports / "allure-results" / "x-attachment.txt").write_text(f"...{SECRETS['SENTRY_AUTH_TOKEN'][20:]}")
+    (reports / "chart.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    env = _env(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "paymon.cli", "scrub", str(reports)], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == "scrub: 2 file(s) held a secret and were redacted\n", done
+    assert _files_with_leaks(reports) == {}
+    assert (reports / "chart.png").read_bytes() == b"\x89PNG\r\n\x1a\n\x00\xff"
+    missing = subprocess.run([sys.executable, "-m", "paymon.cli", "scrub", str(tmp_path / "nothing")], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "Traceback" not in missing.stderr

@@ -3,7 +3,7 @@
 An edge (as fixtures/ is for pytest): it may import every package of paymon, the sandbox included,
 and nothing in the library imports it. `python -m paymon.cli` is the same command.
 
-    paymon spec check | sandbox serve|dump-world|faults|reconcile | report     (this module)
+    paymon spec check | sandbox serve|dump-world|faults|reconcile | report | scrub   (this module)
     paymon probe                                                               (probe.py)
     paymon backtest | review thresholds|alerts|failures                        (review.py)
     paymon plan | apply                                                        (remedy.py)
@@ -128,6 +128,25 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_scrub(args: argparse.Namespace) -> int:
+    """Redact the secrets of this environment (and anything shaped like a token) in report files
+    left behind: CI's after_script runs it on a job GitLab killed (a timeout), whose JUnit file and
+    verdict pytest never finished and never scrubbed, before `artifacts: when: always` uploads them."""
+    from pathlib import Path
+
+    from paymon.reporting.secrets import scrub_files
+
+    paths = [Path(path) for path in args.paths]
+    missing = [str(path) for path in paths if not path.exists()]
+    if missing:
+        print(f"paymon: scrub: no such file or directory: {', '.join(missing)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    changed = scrub_files(paths)
+    print(f"scrub: {len(changed)} file(s) held a secret and were redacted" if changed
+          else "scrub: no secret found")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="paymon", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -183,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a directory with an earlier runs.jsonl / history.jsonl (a published report, or where "
                              "CI fetched them) to merge into <reports>, run by run, never replacing a run; repeatable")
     report.set_defaults(func=_cmd_report)
+
+    scrub = sub.add_parser("scrub", help="redact secrets in report files a killed run left behind (CI after_script)")
+    scrub.add_argument("paths", nargs="+", metavar="PATH", help="files or directories, e.g. reports/")
+    scrub.set_defaults(func=_cmd_scrub)
     from paymon.cli.probe import add_probe_parser
 
     add_probe_parser(sub)

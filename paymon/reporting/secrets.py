@@ -2,8 +2,11 @@
 environment.properties, JUnit properties, the verdict and the terminal.
 
 The known secrets are the values of SECRET_VARIABLES in the environment (CI variables), in the
-spellings they take inside the files written: raw, JSON-escaped, XML-escaped and URL-quoted.
-`paymon.config.settings.redact` also catches anything shaped like a Sentry token.
+spellings they take inside the files written: raw, JSON-escaped, XML-escaped and URL-quoted, and
+what is left of one cut short at an ellipsis (pytest's 240-character reprs).
+`paymon.config.settings.redact` also catches anything shaped like a Sentry, Slack, PagerDuty or Lemon
+Squeezy token, and URL credentials. fixtures/redaction.py applies `scrub` at every exit of a pytest
+run; `paymon scrub` to the files a killed run left behind.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-from paymon.config.settings import redact
+from paymon.config.settings import REDACTED, redact
 
 SECRET_VARIABLES = (
     "SENTRY_AUTH_TOKEN",
@@ -53,7 +56,57 @@ def known_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
 
 
 def scrub(text: str, environ: Mapping[str, str] | None = None) -> str:
-    return redact(str(text), known_secrets(environ))
+    secrets = known_secrets(environ)
+    return _redact_cut_secrets(redact(str(text), secrets), secrets)
+
+
+# Where a text was cut: pytest's reprs (`-l` locals, assertion values) keep a long string's head and
+# tail around "..." (_pytest/_io/saferepr.py), paymon's one-line reasons end in "…".
+_CUTS = ("...", "…")
+# A fragment this short could be anything; one this long is worth hiding.
+_MIN_FRAGMENT = 6
+
+
+def _redact_cut_secrets(text: str, secrets: list[str]) -> str:
+    """Parts of a known secret that a cut left: its head just before an ellipsis or at the end of
+    the text, its tail just after an ellipsis or at the start. Exact matching misses them, and a
+    tail carries no prefix for redaction by shape to see."""
+    if not secrets:
+        return text
+    grams = {secret[i:i + _MIN_FRAGMENT] for secret in secrets for i in range(len(secret) - _MIN_FRAGMENT + 1)}
+    cuts = [i for cut in _CUTS for i in _positions(text, cut)]
+    # Only where the few characters beside a cut belong to some secret is it worth looking closer.
+    ends = [end for end in {len(text), *cuts} if text[max(0, end - _MIN_FRAGMENT):end] in grams]
+    starts = [start for start in {0, *(i + len(cut) for cut in _CUTS for i in _positions(text, cut))}
+              if text[start:start + _MIN_FRAGMENT] in grams]
+    spans = []
+    for secret in secrets:
+        for end in ends:
+            k = next((k for k in range(min(len(secret) - 1, end), _MIN_FRAGMENT - 1, -1)
+                      if text.endswith(secret[:k], 0, end)), 0)
+            if k:
+                spans.append((end - k, end))
+        for start in starts:
+            k = next((k for k in range(min(len(secret) - 1, len(text) - start), _MIN_FRAGMENT - 1, -1)
+                      if text.startswith(secret[-k:], start)), 0)
+            if k:
+                spans.append((start, start + k))
+    merged: list[list[int]] = []
+    for begin, end in sorted(spans):
+        if merged and begin <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([begin, end])
+    for begin, end in reversed(merged):
+        text = text[:begin] + REDACTED + text[end:]
+    return text
+
+
+def _positions(text: str, part: str):
+    at = text.find(part)
+    while at != -1:
+        yield at
+        at = text.find(part, at + 1)
 
 
 def scrub_files(paths: Iterable[Path], environ: Mapping[str, str] | None = None) -> list[Path]:
@@ -72,7 +125,7 @@ def scrub_files(paths: Iterable[Path], environ: Mapping[str, str] | None = None)
                 text = path.read_text(encoding="utf-8")
             except (UnicodeDecodeError, OSError):
                 continue  # binary attachments: paymon writes none
-            clean = redact(text, secrets)
+            clean = _redact_cut_secrets(redact(text, secrets), secrets)
             if clean != text:
                 path.write_text(clean, encoding="utf-8")
                 changed.append(path)
