@@ -217,3 +217,45 @@ def test_a_history_that_is_not_json_lines_is_skipped_not_merged(tmp_path):
     notes = merge_history(paths, [site, tmp_path / "missing"])
     assert notes == [f"{site / 'runs.jsonl'}: not a history file (line 1 is not JSON): skipped"]
     assert paths.runs.read_text() == _runs(1.0, 2.0)
+
+
+# --- a job GitLab stops mid-run uploads no secret (issue 14 item 2) -----------------------------------
+
+def _extended(ci, name: str) -> dict:
+    """A job with its `extends` chain merged in (hashes deeply, as GitLab merges them)."""
+    job = ci[name]
+    if "extends" not in job:
+        return job
+    base = _extended(ci, job["extends"])
+    return {**base, **job, **{key: {**base[key], **job[key]} for key in job
+                               if isinstance(job[key], dict) and isinstance(base.get(key), dict)}}
+
+
+def _minutes(duration: str) -> int:
+    number, unit = int(duration[:-1]), duration[-1]
+    return number * {"m": 1, "h": 60}[unit]
+
+
+def test_a_stopped_job_scrubs_its_reports_before_they_upload(ci, tmp_path):
+    """Cancel or a timeout kills pytest before it writes and scrubs JUnit and the verdict; artifacts
+    `when: always` then uploads them. after_script runs `paymon scrub` first, with the time to do
+    so: the script's own timeout ends it before the job's."""
+    live = {name: _extended(ci, name) for name, job in ci.items()
+            if isinstance(job, dict) and not name.startswith(".") and "--target live" in _script(_extended(ci, name))}
+    assert live
+    for name, job in live.items():
+        (line,) = [line for line in job.get("after_script", []) if "paymon scrub" in line]
+        assert all(path.startswith("reports/") for path in job["artifacts"]["paths"]), name
+        variables = job.get("variables", {})
+        assert _minutes(variables["RUNNER_SCRIPT_TIMEOUT"]) + _minutes(variables["RUNNER_AFTER_SCRIPT_TIMEOUT"]) \
+            < _minutes(job["timeout"]), name
+    # The line itself, as GitLab runs it (a fresh shell in the project directory, the job's variables set).
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "paymon").symlink_to(Path(sys.executable).parent / "paymon")
+    (tmp_path / "reports").mkdir()
+    secret = "cron-Zq8WvX2pLm4TnR7Ks9YbHc3J"
+    (tmp_path / "reports" / "junit.xml").write_text(f'<failure message="CRON_SECRET {secret}"/>')
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("SENTRY_", "PAYMON_"))}, "CRON_SECRET": secret}
+    done = subprocess.run(["bash", "-ec", line], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert secret not in (tmp_path / "reports" / "junit.xml").read_text() and secret not in done.stdout
