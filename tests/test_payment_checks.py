@@ -159,7 +159,8 @@ def test_probe_cli_and_check_agree_on_the_same_samples(latencies_ms, live, monke
     with warnings.catch_warnings(record=True) as warned:
         warnings.simplefilter("always")
         try:
-            test_endpoint_p95(budget, app, {PRO: done}, request, lambda name, value: None)
+            test_endpoint_p95(budget=budget, payment_app=app, p95_runs={PRO: done}, webhook_replay=None, spec=None,
+                              probe_pool=None, request=request, record_property=lambda name, value: None)
             failed = False
         except pytest.fail.Exception:
             failed = True
@@ -241,3 +242,39 @@ def test_the_mis_signed_budget_counts_the_security_alerts_own_window_test_events
             server.sentry.store_events([warning, {**warning, "tags": {"test": "true"}}])
             server.sentry.store_event({**warning, "level": "error"})  # not the alert's level
             assert _recent_signature_failures(client, alert) == 2
+
+
+# --- the webhook probe changes nothing (issue 12 item 6) -------------------------------------------
+
+WEBHOOK_P95 = f"{CHECKS}::test_endpoint_p95[/api/webhooks/lemonsqueezy]"
+
+
+def test_a_failing_webhook_endpoint_stops_the_probe_and_fails_naming_endpoint_and_status(run_suite):
+    """The webhook endpoint answers 500: the probe stops at monitoring.yaml's stop_after_failures (2:
+    the warm-up and the first measured delivery), well below "Webhook Processing Failure"'s > 5."""
+    from paymon.sandbox.faults import apply_fault
+
+    run = run_suite(WEBHOOK_P95, world=apply_fault(golden_world(), "webhook-500"))
+    assert run.returncode == 1, run.output
+    message = run.failures["test_endpoint_p95[/api/webhooks/lemonsqueezy]"]
+    assert "/api/webhooks/lemonsqueezy answered HTTP 500 x2: the webhook probe stopped after 2 non-2xx answer(s) " \
+           "of 2 delivery(ies) sent (at most 2 per run" in message
+    assert "could not check" not in message
+
+
+def test_a_past_due_synthetic_subscription_passes_the_webhook_checks(run_suite):
+    """Lemon Squeezy and the app both hold the synthetic subscription past_due: the probes replay
+    that (tests/test_webhook_probe.py shows the stored state is unchanged after them)."""
+    world = golden_world()
+    next(r for r in world["app"]["subscriptions"] if r["id"] == "1287450")["status"] = "past_due"
+    run = run_suite(WEBHOOK_P95, f"{CHECKS}::test_webhook_rejects_forged_signature", world=world)
+    assert run.returncode == 0, run.output
+
+
+def test_live_without_the_lemonsqueezy_key_cannot_check_the_webhook_probe(run_suite):
+    env = {"PAYMON_APP_URL": "http://127.0.0.1:9", "LEMONSQUEEZY_WEBHOOK_SECRET": "whsec-0123456789",
+           "PAYMON_SYNTHETIC_SUBSCRIPTION_ID": "1287450"}
+    run = run_suite(WEBHOOK_P95, "--target=live", env=env)
+    assert run.returncode == 3, run.output
+    assert "could not check: LEMONSQUEEZY_API_KEY is not set" in run.failures[
+        "test_endpoint_p95[/api/webhooks/lemonsqueezy]"]

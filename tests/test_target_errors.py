@@ -36,7 +36,8 @@ def _live_env(info, **overrides):
            "PAGERDUTY_API_TOKEN": info["pagerduty"]["token"], "PAGERDUTY_BASE_URL": info["pagerduty"]["base_url"],
            "PAGERDUTY_FROM_EMAIL": info["pagerduty"]["from_email"], "PAYMON_API_DEADLINE": "2",
            "PAYMON_APP_URL": info["app"]["base_url"], "LEMONSQUEEZY_WEBHOOK_SECRET": info["app"]["webhook_secret"],
-           "PAYMON_SYNTHETIC_SUBSCRIPTION_ID": "1287450"}
+           "PAYMON_SYNTHETIC_SUBSCRIPTION_ID": "1287450", "LEMONSQUEEZY_API_KEY": info["lemonsqueezy"]["api_key"],
+           "LEMONSQUEEZY_BASE_URL": info["lemonsqueezy"]["base_url"]}
     env.update(overrides)
     return env
 

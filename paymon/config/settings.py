@@ -203,3 +203,36 @@ class RunbookSettings:
         """For messages: the file or the URL (never the token)."""
         return self.path or redact(self.url or "")
 
+
+LEMONSQUEEZY_DEFAULT_BASE_URL = "https://api.lemonsqueezy.com"
+
+
+@dataclass(frozen=True)
+class LemonSqueezySettings:
+    """Lemon Squeezy's API, read-only: the webhook probe reads the synthetic subscription's stored
+    state back (`GET /v1/subscriptions/{id}`) to replay it. LEMONSQUEEZY_API_KEY is a live-mode key
+    (a test key sees only test data); LEMONSQUEEZY_BASE_URL for a proxy or the sandbox."""
+
+    api_key: SecretStr
+    base_url: str = LEMONSQUEEZY_DEFAULT_BASE_URL
+
+    def __post_init__(self):
+        if isinstance(self.api_key, str):
+            object.__setattr__(self, "api_key", SecretStr(self.api_key))
+        url = self.base_url.strip().rstrip("/")
+        if url.endswith("/v1"):
+            url = url[: -len("/v1")]
+        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+            raise SettingsError(f"LEMONSQUEEZY_BASE_URL must be an http(s) URL such as "
+                                f"{LEMONSQUEEZY_DEFAULT_BASE_URL}, not {redact(url)!r}")
+        object.__setattr__(self, "base_url", url)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> LemonSqueezySettings:
+        key = environ.get("LEMONSQUEEZY_API_KEY", "").strip()
+        if not key:
+            raise SettingsError("LEMONSQUEEZY_API_KEY is not set: the webhook probe reads the synthetic "
+                                "subscription's stored state from Lemon Squeezy (GET /v1/subscriptions/{id}, "
+                                "a live-mode API key) to replay exactly that")
+        return cls(api_key=SecretStr(key),
+                   base_url=environ.get("LEMONSQUEEZY_BASE_URL", "").strip() or LEMONSQUEEZY_DEFAULT_BASE_URL)
