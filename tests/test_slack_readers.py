@@ -132,6 +132,17 @@ def test_a_delivery_that_cannot_come_stops_at_once_naming_why(reader, reason):
     assert watcher.polls == 1 and clock.now < T0 + 2  # no deadline waited out
 
 
+def test_the_reason_is_named_even_when_the_first_poll_comes_after_the_deadline():
+    """A run's delivery checks come last: the watcher's first poll may already be past the deadline."""
+    reader = FakeReader([], archived=True)
+    app = SentryApp(bot_user="U07SENTRYBT")
+    clock = Clock(T0 + 300)
+    watcher = SlackChannelWatcher(reader, "C07PAYM3NT5", since=T0, clock=clock, sleep=clock.sleep, sentry=app,
+                                  blocked=lambda: slack_delivery_blocked(reader, "C07PAYM3NT5", app))
+    [delivery] = watcher.wait_for([Delivery(MARKER, T0, 4.0)])
+    assert "is archived" in delivery.impossible and watcher.polls == 1
+
+
 def test_a_bot_outside_a_public_channel_is_only_certain_without_chat_write_public():
     reader = FakeReader([], members=())
     app = SentryApp(bot_user="U07SENTRYBT")

@@ -218,13 +218,16 @@ class SlackChannelWatcher:
                 self.rate_limited_s += wait
                 self._sleep(wait)
                 continue
-            if all(m in self.found for m in markers) or polled_at >= give_up:
+            if all(m in self.found for m in markers):
                 break
             if self.blocked is not None and not asked:
+                # Asked even when the deadline has passed already: the reason is the finding.
                 asked = True
                 impossible = self.blocked()
                 if impossible is not None:
                     break  # certain: waiting out the deadline would only delay the same verdict
+            if polled_at >= give_up:
+                break
             # Poll fast first, then back off; the last poll lands on give_up itself.
             self._sleep(min(interval, max(give_up - self._clock(), 0.0)))
             interval = min(interval * 1.5, 10.0)
