@@ -45,10 +45,10 @@ def _rules(job: dict) -> str:
 
 
 def test_verify_gates_the_deploy(ci):
-    verify = ci["verify"]
+    verify = _resolved(ci, "verify")
     assert ci["stages"].index(verify["stage"]) < ci["stages"].index("deploy")
     assert verify["allow_failure"] is False
-    assert "pytest --target live -n auto" in _script(verify)
+    assert "pytest --target live -n auto --profile gate" in _script(verify)
     assert "schedule" in _rules(verify) and "'when': 'never'" in _rules(verify)
 
 
@@ -59,9 +59,32 @@ def test_synthetic_run_is_scheduled_with_a_documented_interval(ci):
 
 def test_drill_runs_only_when_asked(ci):
     drill = ci["drill"]
-    assert "pytest --target live --drill" in _script(drill)
+    assert "pytest --target live --profile drill" in _script(drill)
     for rule in drill["rules"]:
-        assert rule.get("when") == "manual" or '$PAYMON_DRILL == "true"' in rule["if"]
+        assert rule.get("when") == "manual" or '$PAYMON_PROFILE == "drill"' in rule["if"]
+
+
+def test_each_live_job_runs_its_profile(ci):
+    """Every job acting on production names one run profile of monitoring.yaml on its command line
+    (a pipeline variable may pick the job, never widen it); post-deploy runs at T+1h, 4h, 24h."""
+    from paymon.config.spec import load_spec
+
+    profiles = load_spec(CI_FILE.parent / "monitoring.yaml").profiles.profiles
+    named = {}
+    for name, job in _live_jobs(ci).items():
+        command = _pytest_command(job)
+        named[name] = command[command.index("--profile") + 1]
+        assert named[name] in profiles, (name, named[name])
+    assert named == {"verify": "gate", "synthetic": "synthetic", "review": "review", "drill": "drill",
+                     "post-deploy-1h": "post-deploy", "post-deploy-4h": "post-deploy",
+                     "post-deploy-24h": "post-deploy"}
+    delays = {name: [r for r in ci[name]["rules"] if r.get("when") == "delayed"][0]["start_in"]
+              for name in ("post-deploy-1h", "post-deploy-4h", "post-deploy-24h")}
+    assert delays == {"post-deploy-1h": "1 hour", "post-deploy-4h": "4 hours", "post-deploy-24h": "24 hours"}
+    assert ci["stages"].index("deploy") < ci["stages"].index("post-deploy")
+    # Each live job reads the run history the pages job publishes (the day's budgets, pooled p95).
+    for job in _live_jobs(ci).values():
+        assert "runs.jsonl" in "\n".join(job["before_script"]) and job["variables"]["PAYMON_HISTORY"]
 
 
 def test_results_are_kept_and_junit_reported(ci):
@@ -69,8 +92,9 @@ def test_results_are_kept_and_junit_reported(ci):
     assert template["artifacts"]["reports"]["junit"] == "reports/junit.xml"
     assert "reports/allure-results/" in template["artifacts"]["paths"]
     assert template["artifacts"]["when"] == "always"
-    for job in ("verify", "synthetic", "drill"):
-        assert ci[job]["extends"] == ".paymon"
+    assert ci[".paymon-live"]["extends"] == ".paymon"
+    for job in ("verify", "synthetic", "drill", "review"):
+        assert ci[job]["extends"] == ".paymon-live"
 
 
 def test_pages_carries_history_from_the_previous_report(ci):
@@ -79,7 +103,7 @@ def test_pages_carries_history_from_the_previous_report(ci):
     assert script.index("history.jsonl") < script.index("paymon report --output public")
     assert "jobs/artifacts/$CI_DEFAULT_BRANCH/raw/public/$file?job=pages" in script
     assert pages["artifacts"]["paths"] == ["public"]
-    assert {n["job"] for n in pages["needs"]} == {"verify", "synthetic"}
+    assert {n["job"] for n in pages["needs"]} == {"verify", "synthetic", "review", "drill"}
 
 
 def test_own_merge_requests_run_both_suites(ci):
@@ -98,19 +122,35 @@ def test_no_job_prints_the_environment(ci):
 
 # --- runs that never interfere (issue 12, item 5) ----------------------------------------------------
 
+def _resolved(ci, name: str) -> dict:
+    """A job with what it `extends` merged in (GitLab merges hashes deeply; lists and scalars of
+    the job win), hidden templates included."""
+    job = ci[name]
+    if "extends" not in job:
+        return job
+    base = _resolved(ci, job["extends"])
+    merged = {**base, **job}
+    for key in ("variables",):
+        if isinstance(base.get(key), dict) or isinstance(job.get(key), dict):
+            merged[key] = {**base.get(key, {}), **job.get(key, {})}
+    return merged
+
+
 def _live_jobs(ci) -> dict[str, dict]:
-    """The jobs whose script runs paymon against the live services: they act on production."""
-    return {name: job for name, job in ci.items()
-            if isinstance(job, dict) and "--target live" in _script(job)}
+    """The jobs (not templates) whose script runs paymon against the live services: they act on production."""
+    return {name: _resolved(ci, name) for name, job in ci.items()
+            if isinstance(job, dict) and not name.startswith(".") and "--target live" in _script(_resolved(ci, name))}
 
 
 def test_jobs_that_act_on_production_share_one_resource_group(ci):
     live = _live_jobs(ci)
-    assert set(live) == {"verify", "synthetic", "drill"}
+    assert set(live) == {"verify", "synthetic", "review", "drill", "post-deploy-1h", "post-deploy-4h",
+                         "post-deploy-24h"}
     groups = {job.get("resource_group") for job in live.values()}
     assert groups == {"paymon-production"}, groups
     # Only they: paymon's own tests and the report must not wait behind a production run.
-    others = {name for name, job in ci.items() if isinstance(job, dict) and job.get("resource_group") in groups}
+    others = {name for name, job in ci.items() if isinstance(job, dict) and not name.startswith(".")
+              and _resolved(ci, name).get("resource_group") in groups}
     assert others == set(live)
 
 
@@ -120,16 +160,16 @@ def _pytest_command(job: dict) -> list[str]:
 
 
 @pytest.mark.parametrize("job", ["verify", "synthetic"])
-def test_verify_and_synthetic_never_drill_whatever_paymon_drill_says(ci, job):
+def test_verify_and_synthetic_never_drill_whatever_paymon_profile_says(ci, job):
     command = _pytest_command(ci[job])
-    assert "--no-drill" in command and "--drill" not in command
-    # What the job's own command line collects on a pipeline where PAYMON_DRILL=true: no drill check
-    # (the option wins over the variable). `-n auto` dropped: collection is the same on one process.
+    assert "--drill" not in command
+    # What the job's own command line collects on a pipeline where PAYMON_PROFILE=drill: no drill
+    # check (the option wins over the variable). `-n auto` dropped: collection is the same on one process.
     args = [a for a in command[1:] if a not in ("-n", "auto")]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTRY_", "PAYMON_"))}
     done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=",
                            *args, "--collect-only", "-q"], cwd=CI_FILE.parent, capture_output=True, text=True,
-                          env={**env, "PAYMON_DRILL": "true"}, timeout=120)
+                          env={**env, "PAYMON_PROFILE": "drill"}, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     collected = [line for line in done.stdout.splitlines() if "::" in line]
     assert any("test_delivery.py::test_pagerduty_delivery" in line for line in collected), done.stdout
@@ -137,7 +177,8 @@ def test_verify_and_synthetic_never_drill_whatever_paymon_drill_says(ci, job):
 
 
 def test_the_drill_job_drills(ci):
-    assert "--drill" in _pytest_command(ci["drill"])
+    command = _pytest_command(ci["drill"])
+    assert command[command.index("--profile") + 1] == "drill"
 
 
 def test_pages_runs_one_at_a_time_apart_from_production(ci):

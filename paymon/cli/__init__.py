@@ -3,7 +3,7 @@
 An edge (as fixtures/ is for pytest): it may import every package of paymon, the sandbox included,
 and nothing in the library imports it. `python -m paymon.cli` is the same command.
 
-    paymon spec check | sandbox serve|dump-world|faults|reconcile | report | scrub   (this module)
+    paymon spec check | profiles | sandbox serve|dump-world|faults|reconcile | report | scrub   (this module)
     paymon probe                                                               (probe.py)
     paymon backtest | review thresholds|alerts|failures                        (review.py)
     paymon plan | apply                                                        (remedy.py)
@@ -27,12 +27,26 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_COULD_NOT_CHECK = 0, 1, 2, 3
 
 def _cmd_spec_check(args: argparse.Namespace) -> int:
     from paymon.config.spec import load_spec
+    from paymon.delivery.actions import check_profiles
 
     spec = load_spec(args.spec)
+    check_profiles(spec)
     print(
         f"{args.spec}: OK ({len(spec.alerts)} alerts, {len(spec.performance.budgets)} performance budgets, "
         f"{len(spec.dashboard.widgets)} dashboard widgets, cron {spec.cron.slug!r})"
     )
+    return EXIT_OK
+
+
+def _cmd_profiles(args: argparse.Namespace) -> int:
+    """What each run profile checks and costs production, per run and per day (README's CI table)."""
+    from paymon.config.spec import load_spec
+    from paymon.delivery.actions import check_profiles, profile_table
+
+    spec = load_spec(args.spec)
+    check_profiles(spec)
+    for line in profile_table(spec):
+        print(line)
     return EXIT_OK
 
 
@@ -156,6 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = spec_sub.add_parser("check", help="validate monitoring.yaml")
     check.add_argument("spec", nargs="?", default="monitoring.yaml")
     check.set_defaults(func=_cmd_spec_check)
+
+    profiles = sub.add_parser("profiles", help="what each run profile checks and may do to production, per run "
+                                               "and per day (a Markdown table)")
+    profiles.add_argument("--spec", default="monitoring.yaml")
+    profiles.set_defaults(func=_cmd_profiles)
 
     sandbox = sub.add_parser("sandbox", help="the built-in stand-ins for Sentry, Slack, PagerDuty and the payment app")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)

@@ -11,29 +11,33 @@ from paymon.errors import ConfigError
 
 
 def read_runs(path: str | Path | None) -> tuple[list[dict], str | None]:
-    """The runs recorded at `path` (runs.jsonl, or a directory holding it) and where they came from;
-    ([], None) when there is no such file. Lines that are not a JSON object are skipped, as the
+    """The runs recorded at `path` (runs.jsonl, or a directory: every runs.jsonl under it, each run
+    once by its start stamp) and where they came from; ([], None) when there is no such file. Lines that are not a JSON object are skipped, as the
     weekly page skips them: one torn write must not stop a gate."""
     if not path:
         return [], None
     path = Path(path)
-    if path.is_dir():
-        path = path / "runs.jsonl"
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return [], None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"PAYMON_HISTORY: cannot read {path} ({getattr(exc, 'strerror', None) or exc})") from None
-    runs = []
-    for line in lines:
+    files = sorted(path.rglob("runs.jsonl")) if path.is_dir() else [path]
+    runs: dict[float, dict] = {}  # copies of one history (the artifact's, the site's) hold a run once
+    found = []
+    for file in files:
         try:
-            run = json.loads(line)
-        except ValueError:
+            lines = file.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
             continue
-        if isinstance(run, dict) and isinstance(run.get("started"), (int, float)):
-            runs.append(run)
-    return runs, str(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"PAYMON_HISTORY: cannot read {file} ({getattr(exc, 'strerror', None) or exc})") from None
+        found.append(str(file))
+        for line in lines:
+            try:
+                run = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(run, dict) and isinstance(run.get("started"), (int, float)):
+                runs.setdefault(run["started"], run)
+    if not found:
+        return [], None
+    return list(runs.values()), ", ".join(found)
 
 
 def same_target(run: dict, target: str, org: str) -> bool:

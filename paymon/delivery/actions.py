@@ -117,16 +117,56 @@ class Ledger:
         return max(0, budget - self.used.get(action, 0))
 
 
-def read_ledger(path: str | Path | None, now: float) -> Ledger:
-    """Sum the `actions` of the live runs recorded at `path` (runs.jsonl) that started within the
-    last day. Runs against the sandbox never count. No file is "no history": the caller says so."""
+def read_ledger(path: str | Path | None, now: float, *, target: str = "live") -> Ledger:
+    """Sum the `actions` of the runs against `target` recorded at `path` (runs.jsonl) that started
+    within the last day: a sandbox run never spends production's budget. No file is "no history":
+    the caller says so."""
     runs, source = read_runs(path)
     ledger = Ledger(source=source)
     for run in runs:
-        if (run.get("environment") or {}).get("target") != "live" or not now - DAY_S <= run["started"] <= now:
+        if (run.get("environment") or {}).get("target") != target or not now - DAY_S <= run["started"] <= now:
             continue
         ledger.runs += 1
         for action, value in (run.get("actions") or {}).items():
             if action in ledger.used and isinstance(value, int) and value > 0:
                 ledger.used[action] += value
     return ledger
+
+
+def refusals(name: str, profile: Profile, budgets, cost: RunCost, ledger: Ledger, now: float) -> dict[str, str]:
+    """area -> why this run may not act there now: the day's checkouts spent, a page outside the
+    profile's paging hours, the day's pages spent. The area's checks fail "could not check"."""
+    refused = {}
+    if cost["checkouts"] and cost["checkouts"] > ledger.remaining("checkouts", budgets.checkouts_per_day):
+        refused["endpoints"] = (
+            f"the day's checkout budget is spent: {ledger.used['checkouts']} of {budgets.checkouts_per_day} used "
+            f"by {ledger.runs} run(s) in the last 24 h ({ledger.source}), this run needs {cost['checkouts']}; "
+            "nothing was sent")
+    if cost["pages"]:
+        hours = profile.paging_hours
+        if hours is not None and not hours.allows(now):
+            refused["drill"] = f"outside profile {name}'s paging hours ({hours.describe()}): nobody was paged"
+        elif cost["pages"] > ledger.remaining("pages", budgets.pages_per_day):
+            refused["drill"] = (
+                f"the day's paging budget is spent: {ledger.used['pages']} of {budgets.pages_per_day} pages sent "
+                f"in the last 24 h ({ledger.source}), this run would page {cost['pages']} times; nobody was paged")
+    return refused
+
+
+def profile_table(spec) -> list[str]:
+    """A Markdown table: per profile, its areas, runs a day, and each action per run / per day."""
+    header = ["Profile", "Checks (areas)", "Runs/day", *(a.replace("_", " ") for a in ACTIONS)]
+    rows = [header, ["---"] * len(header)]
+    for name, profile in spec.profiles.profiles.items():
+        cost = run_cost(spec, profile)
+        cells = [f"{cost[a]} ({_per_day(cost[a] * profile.runs_per_day)})" if cost[a] else "0" for a in ACTIONS]
+        rows.append([f"`{name}`", ", ".join(profile.areas), f"{profile.runs_per_day:g}", *cells])
+    budgets = spec.profiles.budgets
+    rows.append(["budget a day", "(all runs)", "", "", str(budgets.checkouts_per_day), "", "",
+                 str(budgets.pages_per_day)])
+    return ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def _per_day(value: float) -> str:
+    return f"{math.ceil(value)}/day"
+
