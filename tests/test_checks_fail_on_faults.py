@@ -126,6 +126,26 @@ EXPECTED = {
             "issue alert",
         "test_alert_configured[Reconciliation Discrepancy Detected]": "levels expected error, warning, actual all",
     },
+    "on-call-not-in-channel": {
+        "test_on_call_engineer_is_in_the_channel[#payments-alerts]": "on-call member expected Ada Okonkwo "
+                                                                       "(ada.okonkwo@towerofbabel.example) (Slack "
+                                                                       "U07ADAOKNW) a member, actual not a member",
+    },
+    "channel-purpose-changed": {
+        "test_slack_channel_purpose[#payments-alerts]": "purpose expected 'All payment-related alerts and errors', "
+                                                        "actual 'Sentry + PagerDuty noise, muted'",
+    },
+    "widget-trend-changed": {
+        "test_dashboard_widget[Daily Successful Payments]": "trend (dashboard period) expected at least 7d, actual 24h",
+    },
+    "widget-thresholds-dropped": {
+        "test_dashboard_widget[Webhook Processing Time]": "threshold markers expected warning 1000 ms, critical "
+                                                          "2000 ms",
+    },
+    "widget-success-rate-dropped": {
+        "test_dashboard_widget[Usage Reporting Success Rate]": "equation expected (1 - failure_rate()) * 100, "
+                                                               "actual none",
+    },
     "runbook-link-dropped": {
         "test_alert_links_to_its_runbook_section[Webhook Processing Failure]":
             "runbook link in description expected https://gitlab.com/towerofbabel/payments/-/blob/main/docs/"

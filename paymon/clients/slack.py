@@ -170,3 +170,20 @@ class SlackReader:
         """Messages since `oldest` (epoch seconds), newest first; one call per page."""
         return self._pages("conversations.history", "messages", until_no_more=True, channel=channel_id,
                            oldest=f"{oldest:.6f}", limit=100)
+
+    # --- people (issue 15 item 4: the on-call engineer can see #payments-alerts) ----------------------
+
+    def user_by_email(self, email: str) -> dict | None:
+        """The workspace user with this e-mail (`users.lookupByEmail`, scope users:read.email;
+        verified-2026-12 §9), or None when there is none (`users_not_found`; old docs spell it
+        `user_not_found`)."""
+        self.request_count += 1
+        try:
+            return self._client.users_lookupByEmail(email=email).data.get("user")
+        except SlackApiError as exc:
+            data = exc.response.data if isinstance(exc.response.data, dict) else {}
+            if data.get("error") in ("users_not_found", "user_not_found"):
+                return None
+            raise self._error("users.lookupByEmail", exc) from None
+        except OSError as exc:
+            raise ServiceError(f"cannot reach Slack at {self.settings.base_url} (users.lookupByEmail): {exc}") from None

@@ -147,7 +147,7 @@ class SentrySnapshot:
         if self.dashboard is None:
             return dashboards.compare_dashboard(self.spec.dashboard, None)
         widget = dashboards.find_widget(self.dashboard, widget_spec.title)
-        return dashboards.compare_widget(widget_spec, self.spec.dashboard.title, widget)
+        return dashboards.compare_widget(widget_spec, self.spec.dashboard.title, widget, self.dashboard)
 
     def slack_integration_findings(self) -> list[Finding]:
         return integrations.compare_slack(self.spec.integrations.slack, self.integrations)

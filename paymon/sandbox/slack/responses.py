@@ -203,6 +203,14 @@ class SlackResponse:
                 raise InvalidLimit()
         return max(1, min(limit, maximum, self.backend.page_size))
 
+    # --- users.lookupByEmail (issue 15 item 4; the method lives in paymon.sandbox.slack.users) -----
+
+    def users_lookup_by_email(self, grant: TokenGrant, params: dict) -> dict:
+        from paymon.sandbox.slack.users import lookup_by_email
+
+        return lookup_by_email(self.backend, grant, params)
+
+
 
 # --- argument parsing ----------------------------------------------------------------------------
 

@@ -28,6 +28,8 @@ url_paths: list[Method] = [
     Method("conversations.history", "conversations_history", "history"),
     Method("conversations.replies", "conversations_replies", "history"),
     Method("chat.postMessage", "chat_post_message", "write"),
+    # users:read.email, checked by the handler (paymon.sandbox.slack.users)
+    Method("users.lookupByEmail", "users_lookup_by_email", None),
 ]
 
 METHODS: dict[str, Method] = {m.name: m for m in url_paths}
