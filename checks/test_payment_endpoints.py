@@ -170,10 +170,28 @@ def p95_message(budget, report: LatencyReport, decision: Decision) -> str:
 
 # --- webhook signature ---------------------------------------------------------------------------------
 
-def _recent_signature_failures(sentry_client, alert) -> int:
-    """The security alert's own count now: its query over its window (monitoring.yaml), every
-    event included, test-tagged ones too, as the real alert counts them."""
+def _alert_count_now(sentry_client, alert) -> int:
+    """The alert's own count now: its query over its window (monitoring.yaml), every event
+    included, test-tagged ones too, as the real alert counts them."""
     return count(sentry_client, "errors", alert_query(alert), alert.environment, period_s=alert.window)
+
+
+def processing_alert_room(sentry_client, spec, planned: int) -> str | None:
+    """Why `planned` more webhook events could fire the webhook-failure alert now, or None.
+
+    Its filter takes every level and any message naming a webhook (§1 Alert 2), so the mis-signed
+    probes' "Invalid webhook signature" warnings count there as well as in the security alert, and
+    a failing signed delivery adds an error. Live, they are sent only while its count over its own
+    window, plus these, cannot pass its threshold."""
+    alert = spec.alert(spec.webhook_probe.alert)
+    seen = _alert_count_now(sentry_client, alert)
+    allowed = math.floor(alert.threshold) if alert.comparator == ">" else math.ceil(alert.threshold) - 1
+    if seen + planned <= allowed:
+        return None
+    return (f'{seen} event(s) "{alert.name}" counts in {alert.environment} in the last {alert.window // 60} '
+            f"minutes; the signature check's {planned} deliveries could add {planned} more and page on-call "
+            f"({alert.comparator} {alert.threshold:g} in {alert.window // 60} min). Retry in {alert.window // 60} "
+            "minutes.")
 
 
 def _post(client: httpx.Client, url: str, body: bytes, headers: dict) -> httpx.Response:
@@ -192,7 +210,8 @@ def _app_backend(sandbox_server):
 @pytest.mark.criterion("Confirm webhook processing working correctly")
 def test_webhook_rejects_forged_signature(payment_app, webhook_replay, request, sandbox_server, spec):
     """Mis-signed deliveries (a wrong secret, a tampered body, a missing, non-hex or short header;
-    live: the wrong secret plus one of the others in rotation) get 401, not 500, and are not
+    live: the wrong secret plus one of the others in rotation, sent only while neither the security
+    alert nor the webhook-failure alert could pass its threshold) get 401, not 500, and are not
     processed; the correctly signed delivery then gets 2xx and is processed (once); each
     rejection's "Invalid webhook signature" warning arrives in Sentry (polled within a deadline)."""
     try:
@@ -204,11 +223,14 @@ def test_webhook_rejects_forged_signature(payment_app, webhook_replay, request, 
     malformed = malformed_deliveries(body, secret, payment_app.live, payment_app.run_id)
     ceiling = MISSIGNED_CEILING if payment_app.live else SANDBOX_MISSIGNED_CEILING
     alert = spec.alert(spec.webhook_security.alert)
-    recent = _recent_signature_failures(sentry_client, alert)
+    recent = _alert_count_now(sentry_client, alert)
     if recent + len(malformed) > ceiling:
         could_not_check(request, TargetUnavailable(
             f"{recent} 'Invalid webhook signature' warning(s) in production in the last 5 minutes; sending "
             f"{len(malformed)} more could page the security team (> 5 in 5 min). Retry in 5 minutes."))
+    # The sandbox (a fresh world per run) sends every kind; live, the webhook-failure alert pages.
+    if payment_app.live and (crowded := processing_alert_room(sentry_client, spec, len(malformed) + 1)):
+        could_not_check(request, TargetUnavailable(crowded))
 
     warning_query, since = alert_query(alert), time.time() - SKEW_S
     before = count(sentry_client, "errors", warning_query, alert.environment, start=since)

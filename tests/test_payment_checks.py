@@ -225,7 +225,7 @@ def test_silent_rejection_and_past_test_mode_fail_their_checks(run_suite):
 def test_the_mis_signed_budget_counts_the_security_alerts_own_window_test_events_included():
     """Before sending mis-signed probes, paymon counts what the security alert counts: its query
     over its 5 minutes, drill events too (they page like any other)."""
-    from checks.test_payment_endpoints import _recent_signature_failures
+    from checks.test_payment_endpoints import _alert_count_now
     from paymon.sandbox.server import SandboxServer
     from paymon.clients.sentry.client import SentryClient
     from paymon.config.spec import load_spec
@@ -241,7 +241,7 @@ def test_the_mis_signed_budget_counts_the_security_alerts_own_window_test_events
             server.sentry.store_events([warning] * 2, received=server.clock.now() - 600)  # outside the window
             server.sentry.store_events([warning, {**warning, "tags": {"test": "true"}}])
             server.sentry.store_event({**warning, "level": "error"})  # not the alert's level
-            assert _recent_signature_failures(client, alert) == 2
+            assert _alert_count_now(client, alert) == 2
 
 
 # --- the webhook probe changes nothing (issue 12 item 6) -------------------------------------------
@@ -278,3 +278,31 @@ def test_live_without_the_lemonsqueezy_key_cannot_check_the_webhook_probe(run_su
     assert run.returncode == 3, run.output
     assert "could not check: LEMONSQUEEZY_API_KEY is not set" in run.failures[
         "test_endpoint_p95[/api/webhooks/lemonsqueezy]"]
+
+
+def test_live_the_signature_check_leaves_the_webhook_failure_alert_below_its_threshold():
+    """"Invalid webhook signature" warnings match "Webhook Processing Failure" too (every level, any
+    message naming a webhook): live, the signature check sends its 2 mis-signed deliveries and its
+    signed one only while that alert's count over its 10 minutes plus these 3 stays at its > 5."""
+    from checks.test_payment_endpoints import processing_alert_room
+    from paymon.clients.sentry.client import SentryClient
+    from paymon.config.spec import load_spec
+    from paymon.config.target import Target
+    from paymon.sandbox.server import SandboxServer
+
+    spec = load_spec(REPO / "monitoring.yaml")
+    failure = {"level": "error", "environment": "production", "message": "Webhook processing failed: HTTP 500",
+               "tags": {"webhook": "true"}}
+    warning = {"level": "warning", "environment": "production", "message": "Invalid webhook signature"}
+    world = golden_world()
+    world["app"]["history"] = {}
+    with SandboxServer(world) as server:
+        target = Target("sandbox", sandbox=server.describe(), org=spec.organization, project=spec.project)
+        with SentryClient(target.sentry(), deadline=5) as client:
+            server.sentry.store_events([failure] * 4, received=server.clock.now() - 700)  # outside its 10 min
+            server.sentry.store_events([failure, warning])
+            assert processing_alert_room(client, spec, 3) is None  # 2 + 3 = 5: at the threshold, not over
+            server.sentry.store_event({**warning, "level": "info"})  # every level counts
+            crowded = processing_alert_room(client, spec, 3)
+    assert crowded.startswith('3 event(s) "Webhook Processing Failure" counts in production in the last 10 minutes')
+    assert "could add 3 more and page on-call (> 5 in 10 min)" in crowded
