@@ -99,6 +99,9 @@ EXPECTED = {
         "test_page_would_reach_on_call": "TowerOfBabel Payments: on call now expected someone at level 1, actual nobody",
         "test_pagerduty_delivery": "cannot arrive, stopped after 0 poll(s): nobody is on call at level 1 of "
                                    "'Payments Escalation'",
+        # nobody on call, so nobody on call can see #payments-alerts (§3 "Members: ... on-call rotation")
+        "test_on_call_engineer_is_in_the_channel[#payments-alerts]": "on-call members expected the people on call "
+                                                                       "at level 1, actual nobody on call",
     },
     # The synthetic incident is low urgency either way: only the readiness checks can see these.
     "pagerduty-urgency-constant-low": {
