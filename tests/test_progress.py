@@ -196,6 +196,22 @@ def test_on_a_terminal_one_status_line_under_pytests_line_erased_before_pytest_w
     display.close()
 
 
+def test_live_the_status_line_ticks_between_the_watchers_polls():
+    out, now = TTY(), [100.0]
+    reporter = Reporter(out)
+    display = WaitDisplay(reporter, tty=True, wall=lambda: now[0], tick_in_thread=False)
+    reporter._tw.write("checks/test_delivery.py ")
+    display.show({**record(elapsed=130.0), "ticking": True, "at": 100.0})
+    now[0] = 107.0
+    display.pump()  # what the display's thread does each REDRAW_EVERY_S
+    assert screen(out.getvalue())[1] == "paymon: waiting for PagerDuty: PAYMON-TEST-AB12-PAGE 2:17 / 5:00"
+    written = len(out.getvalue())
+    display.pump()  # nothing changed: nothing rewritten
+    assert len(out.getvalue()) == written
+    display.close()
+    assert screen(out.getvalue()) == ["checks/test_delivery.py"]
+
+
 def test_in_a_log_plain_lines_between_pytests_never_inside_them():
     out = io.StringIO()
     reporter = Reporter(out, currentfspath=Path(REPO) / "checks" / "test_delivery.py")
