@@ -182,3 +182,20 @@ def test_a_sentry_that_waits_for_more_updates_is_late_whatever_slack_does(run_su
     assert result.failed == {"test_drill[Webhook Processing Failure]"}, result.output
     message = result.failures["test_drill[Webhook Processing Failure]"]
     assert "actual none; Sentry shows no firing" in message
+
+
+def test_drill_fails_when_the_route_is_broken_while_others_talk_about_the_alert(run_suite, short_deadlines):
+    # Alert 6 no longer posts to #payments-alerts, yet that channel hears about it within a second:
+    # PagerDuty's app posts the page ("Triggered: [#n] PAYMON-DRILL-…-6 Test mode detected…", the
+    # drill's marker included) and the on-call asks about the alert by name, pasting the issue's
+    # title. Only Sentry's app's post counts (issue 13 items 2 and 6), so the drill still fails,
+    # naming the alert and the action; its other actions (the page, #exec-alerts, e-mail) arrive.
+    result = run_suite("-k", "test_drill", short_deadlines,
+                       world=apply_fault(golden_world("workflow"), "test-mode-slack-removed-others-talk"))
+    assert result.returncode == 1, result.output
+    drill_failed = {f for f in result.failed if f.startswith("test_drill[")}
+    assert drill_failed == {"test_drill[Test Mode Detected in Production]"}, result.output
+    message = result.failures["test_drill[Test Mode Detected in Production]"]
+    assert "Test Mode Detected in Production: slack #payments-alerts expected a notification within 4s" in message
+    assert "actual none" in message
+    assert "slack #exec-alerts expected" not in message
