@@ -212,6 +212,20 @@ def test_live_the_status_line_ticks_between_the_watchers_polls():
     assert screen(out.getvalue()) == ["checks/test_delivery.py"]
 
 
+@pytest.mark.parametrize("env, tty", [({}, True), ({"TERM": "dumb"}, False), ({"CI": "true"}, False)],
+                         ids=["terminal", "dumb terminal", "CI job"])
+def test_a_status_line_only_where_the_cursor_can_move(monkeypatch, env, tty):
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    reporter = Reporter(TTY())
+    reporter.isatty = lambda: True
+    display = WaitDisplay(reporter)
+    assert display.tty is tty
+    display.close()
+
+
 def test_in_a_log_plain_lines_between_pytests_never_inside_them():
     out = io.StringIO()
     reporter = Reporter(out, currentfspath=Path(REPO) / "checks" / "test_delivery.py")
@@ -369,7 +383,7 @@ def test_on_a_pseudo_terminal_the_status_line_leaves_nothing_behind(slow_world, 
 
     world = tmp_path / "world.json"
     world.write_text(json.dumps(slow_world))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTRY_", "PAYMON_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTRY_", "PAYMON_")) and k != "CI"}
     env.update(TERM="xterm", COLUMNS="100", LINES="40")
     primary, secondary = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=",
