@@ -19,6 +19,18 @@ Slack (`world["slack"]["knobs"]`, paymon/sandbox/slack/models.py)
                          the Slack Marketplace may call conversations.history once a minute, with
                          at most 15 messages per call. The poller must get its answer from the first
                          successful call (after the injected 429s, which Slack does not count).
+    voices               the alert channel is not Sentry's alone (issue 13 item 1; paymon/sandbox/
+                         slack/models.py knob `voices`), and every voice speaks inside the delivery
+                         window: PagerDuty's Slack app posts "Triggered: [#n] <title>" a second after
+                         the run's page opens (its title carries the PAGE marker); the on-call asks
+                         about every firing by name `PEOPLE_DELAY` s after it, pasting the issue's
+                         title (the SLACK marker included); Sentry's app posts a real firing of
+                         "Payment Failure Rate Spike" `REAL_FIRING_AFTER` s after start and every
+                         `REAL_FIRING_EVERY` s, escalating in its thread (a broadcast reply) and
+                         resolving there (a reply history never shows). None of them is the run's
+                         delivery; a reader that counted them would pass a broken route, and one
+                         thrown by them (threads, other apps, more messages under the 15-per-call
+                         limit) would fail a healthy one.
 
 Sentry (`world["sentry"]["knobs"]`, paymon/sandbox/sentry/models.py)
     error_rate, seed     20 % of API requests answer 503, drawn from Random(seed): every read and
@@ -53,6 +65,9 @@ PAGERDUTY_MARGIN = 2.0
 """The page reaches PagerDuty this many seconds before its deadline."""
 INGEST_DELAY = 2.0
 NOTIFY_DELAY = 3.0
+PEOPLE_DELAY = 0.5
+REAL_FIRING_AFTER = 3.0
+REAL_FIRING_EVERY = 600.0
 
 
 def noisy_world(base_world: dict, *, seed: int, deadlines: dict[str, float] | None = None) -> dict:
@@ -73,6 +88,14 @@ def noisy_world(base_world: dict, *, seed: int, deadlines: dict[str, float] | No
                       "times": SLACK_429_TIMES}]
     slack["history_limit_mode"] = "non_marketplace"
     slack["seed"] = seed
+    slack["voices"] = {
+        "pagerduty_app": {"bot": "pagerduty", "services": {"PTOWPAY": ["#payments-alerts"]}, "delay": 1.0},
+        "people": {"user": "U07ONCALL01", "channels": ["#payments-alerts"], "delay": PEOPLE_DELAY, "alerts": None,
+                   "quote_issue": True},
+        "real_firings": [{"alert": "Payment Failure Rate Spike", "channel": "#payments-alerts",
+                          "every": REAL_FIRING_EVERY, "first_after": REAL_FIRING_AFTER, "escalate_after": 1.0,
+                          "resolve_after": 2.0}],
+    }
 
     sentry = world["sentry"].setdefault("knobs", {})
     sentry["error_rate"] = SENTRY_ERROR_RATE
