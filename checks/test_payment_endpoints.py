@@ -43,7 +43,7 @@ from paymon.probes.latency import (
 )
 from paymon.findings.production import alert_query, count, test_mode_findings, wait_for_events
 from paymon.probes.webhook import FailureBudget, SignedWebhookSender, WebhookProbeStopped, sign, webhook_headers
-from fixtures.outcome import fail_with, overridden
+from fixtures.outcome import PaymentProbeWarning, fail_with, overridden
 
 WEBHOOK = "/api/webhooks/lemonsqueezy"
 CHECKOUTS = ("/api/checkout/pro", "/api/checkout/payg")
@@ -61,11 +61,6 @@ TIMEOUT_S = 10.0
 SIGNATURE_WARNING_DEADLINE_S = {True: 60.0, False: 5.0}
 SKEW_S = 120  # clocks of paymon and Sentry may differ (reference §4.9)
 INVALID_SIGNATURE = "Invalid webhook signature"  # the warning the app logs (guide §1 Alert 3)
-
-
-class PaymentProbeWarning(UserWarning):
-    """A payment endpoint's p95 is above its warning budget (not yet critical), or, live, the canary
-    could not tell ("inconclusive at n=20")."""
 
 
 def _json_target(payment_app, path: str) -> HttpTarget:

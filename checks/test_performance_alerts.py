@@ -6,7 +6,7 @@ import warnings
 import pytest
 
 from paymon.findings.production import transaction_findings, transaction_stats, transaction_warning
-from fixtures.outcome import fail_with, overridden
+from fixtures.outcome import SentryP95Warning, fail_with, overridden
 
 pytestmark = pytest.mark.criterion("Performance monitoring enabled for payment endpoints")
 
@@ -35,5 +35,3 @@ def test_payment_transactions_in_sentry(budget, sentry_client, spec, request):
         warnings.warn(SentryP95Warning(warning), stacklevel=1)
 
 
-class SentryP95Warning(UserWarning):
-    """Sentry's own p95 of a payment transaction is above its warning budget (not yet critical)."""

@@ -14,14 +14,12 @@ import warnings
 
 import pytest
 
+from fixtures.outcome import ReviewWarning
+
 from paymon.reviews import backtest, run
 from paymon.reporting.review_attach import attach
 
 pytestmark = pytest.mark.scheduled
-
-
-class ReviewWarning(UserWarning):
-    """Something a person should look at in this week's review; nothing is broken."""
 
 
 def _fail(lines: list[str]) -> None:
@@ -52,19 +50,46 @@ def test_every_alert_that_fired_last_month_reached_someone(reviews, spec):
 
 @pytest.mark.criterion("Quarterly review of performance thresholds")
 def test_performance_budgets_fit_the_last_quarter(reviews, spec, request):
+    """A budget breached (monitoring.yaml `reviews.budgets`: its level) in more than the declared
+    share of the quarter's weeks is a finding (fails or warns, as declared); a budget to revisit or
+    tighten that is not one is a warning with the suggested budget."""
+    from paymon.reviews.thresholds import budget_findings
+
     review = run.thresholds(reviews, spec, weeks=13)
     attach("thresholds", review)
-    revisit = [b for b in review.budgets if b.verdict in ("revisit", "tighten")]
-    if revisit:
+    findings = budget_findings(review, spec.reviews.budgets)
+    _fail_or_warn(request, findings, spec.reviews.budgets.outcome)
+    flagged = {line.split(":", 1)[0] for line in findings}
+    suggestions = [b for b in review.budgets if b.verdict in ("revisit", "tighten") and b.transaction not in flagged]
+    if suggestions:
         request.node.user_properties.append(("verdict", "warning"))
-        for budget in revisit:
+        for budget in suggestions:
             warnings.warn(ReviewWarning(f"warning: {budget.transaction}: {budget.verdict}: {budget.reasoning}"),
                           stacklevel=1)
 
 
 @pytest.mark.criterion("Weekly review of payment failure trends")
-def test_payment_failure_trend_reviewed(reviews, spec, record_property):
+def test_payment_failure_trend_reviewed(reviews, spec, record_property, request):
+    """Payment failures of the last 7 complete days against the 7 before: more than
+    `reviews.failure_trend.max_ratio` times as many (and at least `min_failures`) is a finding."""
+    from paymon.reviews.failures import trend_findings, week_over_week
+
     trend = run.failures(reviews, spec, weeks=4)
     attach("failures", trend)
     record_property("payment_failures", sum(trend.totals))
-    assert trend.days, "no days in the review period"
+    change = week_over_week(trend)
+    if change is not None:
+        record_property("payment_failures_last_week", change.last_week)
+        record_property("payment_failures_week_before", change.week_before)
+    _fail_or_warn(request, trend_findings(trend, spec.reviews.failure_trend), spec.reviews.failure_trend.outcome)
+
+
+def _fail_or_warn(request, lines: list[str], outcome: str) -> None:
+    """monitoring.yaml's `reviews.*.outcome`: a finding fails the scheduled run, or warns."""
+    __tracebackhide__ = True
+    if outcome == "fail":
+        _fail(lines)
+    elif lines:
+        request.node.user_properties.append(("verdict", "warning"))
+        for line in lines:
+            warnings.warn(ReviewWarning(f"warning: {line}"), stacklevel=2)

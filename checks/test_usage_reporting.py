@@ -10,13 +10,9 @@ import warnings
 import pytest
 
 from paymon.findings.production import usage_reporting_findings
-from fixtures.outcome import fail_with, overridden
+from fixtures.outcome import UsageResolvedWarning, fail_with, overridden
 
 pytestmark = pytest.mark.criterion("Usage reporting failure rate under the limit (§1 Alert 4)")
-
-
-class UsageResolvedWarning(UserWarning):
-    """The failure rate is over the limit, but every issue of it is resolved (a remedy deploy)."""
 
 
 @pytest.mark.area("production-health")

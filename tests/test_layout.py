@@ -157,3 +157,16 @@ def test_nothing_in_the_library_imports_pytest():
             elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "pytest":
                 users.append(name)
     assert not users, f"library modules that import pytest (only fixtures/ may): {sorted(set(users))}"
+
+
+def test_no_warning_class_lives_in_a_checks_module():
+    """Under xdist the controller imports a warning's class to show it; a checks module is not
+    importable there, so a warning defined in one crashes the run (INTERNALERROR) the first time a
+    check warns on a worker. The checks' warnings live in fixtures/outcome.py."""
+    defined = []
+    for path in sorted((REPO / "checks").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and any(
+                    getattr(base, "id", getattr(base, "attr", "")).endswith("Warning") for base in node.bases):
+                defined.append(f"{path.name}: {node.name}")
+    assert not defined, defined
