@@ -87,12 +87,26 @@ def _cmd_sandbox_serve(args: argparse.Namespace) -> int:
             from paymon.sandbox.history import load_sandbox_history
 
             load_sandbox_history(server, days=args.history, seed=args.history_seed)
+        if getattr(args, "env_file", None):
+            _write_env_file(args.env_file, server.live_environment())
         print(json.dumps(server.describe()), flush=True)
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
             pass
     return EXIT_OK
+
+
+def _write_env_file(path: str, env: dict[str, str]) -> None:
+    """`export NAME=value` lines (owner-only: they hold the sandbox's tokens) to `source` before
+    `pytest --target live`."""
+    import os
+    import shlex
+
+    lines = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in sorted(env.items()))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(lines)
 
 
 def _cmd_sandbox_reconcile(args: argparse.Namespace) -> int:
@@ -190,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sandbox_sub.add_parser("serve", help="run the sandbox and print one JSON line to point tools at")
     world_options(serve)
     serve.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    serve.add_argument("--env-file", default=None, metavar="FILE",
+                       help="also write the documented --target live variables pointing at this sandbox, as "
+                            "`export` lines to source (mode 600)")
     serve.set_defaults(func=_cmd_sandbox_serve)
 
     dump = sandbox_sub.add_parser("dump-world", help="print a world as JSON")

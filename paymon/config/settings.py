@@ -181,7 +181,9 @@ class PagerDutySettings:
         return cls(token=SecretStr(token), from_email=environ.get("PAGERDUTY_FROM_EMAIL") or None,
                    base_url=environ.get("PAGERDUTY_BASE_URL") or PAGERDUTY_DEFAULT_BASE_URL)
 
+
 RUNBOOK_TOKEN_ENV = "PAYMON_RUNBOOK_TOKEN"
+RUNBOOK_BASE_URL_ENV = "PAYMON_RUNBOOK_BASE_URL"
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from paymon.errors import SettingsError
 from urllib.parse import urlsplit
 
-from paymon.config.settings import (RUNBOOK_TOKEN_ENV, PagerDutySettings, RunbookSettings, SentrySettings,
-                                     SlackSettings)
+from paymon.config.settings import (RUNBOOK_BASE_URL_ENV, RUNBOOK_TOKEN_ENV, PagerDutySettings, RunbookSettings,
+                                     SentrySettings, SlackSettings, redact)
 
 
 @dataclass
@@ -71,6 +71,12 @@ class Target:
             parts = urlsplit(url)
             return RunbookSettings(url=part["base_url"] + parts.path + (f"?{parts.query}" if parts.query else ""),
                                    token=part.get("token"), token_header=runbook.token_header)
+        base = self.environ.get(RUNBOOK_BASE_URL_ENV, "").strip().rstrip("/")
+        if base:  # a proxy or mirror of the GitLab that holds the runbook (or a served sandbox's)
+            if urlsplit(base).scheme not in ("http", "https") or not urlsplit(base).netloc:
+                raise SettingsError(f"{RUNBOOK_BASE_URL_ENV} must be an http(s) URL, not {redact(base)!r}")
+            parts = urlsplit(url)
+            url = base + parts.path + (f"?{parts.query}" if parts.query else "")
         return RunbookSettings(url=url, token=self.environ.get(RUNBOOK_TOKEN_ENV, "").strip() or None,
                                token_header=runbook.token_header)
 

@@ -56,13 +56,26 @@ def build_app(world: dict, hub: Hub | None = None) -> Starlette:
             continue
         backend = service.backend_factory(world[part], hub)
         backends[name] = backend
-        mounts.append(Mount(service.prefix, app=service.app_factory(backend)))
+        app = service.app_factory(backend)
+        mounts.append(Mount(service.prefix, app=app if name == "sentry" else _settled(hub, app)))
     # The control API (clock, engine firings, outbox) for processes that do not hold the backends.
     mounts.insert(0, Mount(CONTROL_PREFIX, app=build_control_app(hub)))
     app = Starlette(routes=mounts)
     app.state.backends = backends
     app.state.hub = hub
     return app
+
+
+def _settled(hub: Hub, app):
+    """`app` (Slack, PagerDuty, ...) answering only after Sentry's lazily judged alerts caught up
+    with the clock (`Hub.settle`): a metric alert Sentry fired a second ago is in the channel."""
+
+    async def settled_app(scope, receive, send):
+        if scope["type"] == "http":
+            hub.settle()
+        await app(scope, receive, send)
+
+    return settled_app
 
 
 class _ThreadedServer(uvicorn.Server):
@@ -159,6 +172,34 @@ class SandboxServer:
             info["app"] = {"base_url": f"{self.base_url}/app", "webhook_secret": app.webhook_secret,
                            "cron_secret": app.cron_secret, "latency_mode": app.knobs.get("latency_mode", "wait")}
         return info
+
+    def live_environment(self) -> dict[str, str]:
+        """The documented variables of `--target live` (README), pointing at this sandbox: a user's
+        (or a test's) live run against it is configured exactly as against the real services."""
+        info = self.describe()
+        env = {"SENTRY_BASE_URL": info["base_url"], "SENTRY_AUTH_TOKEN": info["token"], "SENTRY_ORG": info["org"],
+               "SENTRY_PROJECT": info["project"]}
+        if "dsn" in info:
+            env["SENTRY_DSN"] = info["dsn"]
+        if "slack" in info:
+            env.update(SLACK_BOT_TOKEN=info["slack"]["token"], SLACK_BASE_URL=info["slack"]["base_url"])
+        if "pagerduty" in info:
+            env.update(PAGERDUTY_API_TOKEN=info["pagerduty"]["token"], PAGERDUTY_BASE_URL=info["pagerduty"]["base_url"])
+            if info["pagerduty"].get("from_email"):
+                env["PAGERDUTY_FROM_EMAIL"] = info["pagerduty"]["from_email"]
+        if "runbook" in info:
+            env.update(PAYMON_RUNBOOK_TOKEN=info["runbook"]["token"], PAYMON_RUNBOOK_BASE_URL=info["runbook"]["base_url"])
+        if "lemonsqueezy" in info:
+            env.update(LEMONSQUEEZY_API_KEY=info["lemonsqueezy"]["api_key"],
+                       LEMONSQUEEZY_BASE_URL=info["lemonsqueezy"]["base_url"])
+        if "app" in self.backends:
+            app = self.backends["app"]
+            env.update(PAYMON_APP_URL=info["app"]["base_url"], LEMONSQUEEZY_WEBHOOK_SECRET=app.webhook_secret,
+                       CRON_SECRET=app.cron_secret)
+            synthetic = [s for s in app.subscriptions.values() if s.get("user_id") == "paymon-synthetic"]
+            if synthetic:
+                env["PAYMON_SYNTHETIC_SUBSCRIPTION_ID"] = str(synthetic[0]["id"])
+        return env
 
     # --- lifecycle -------------------------------------------------------------------------------
 
