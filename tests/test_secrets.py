@@ -139,10 +139,11 @@ def test_a_secret_cut_at_an_ellipsis_leaves_no_part_of_it(monkeypatch):
     assert scrub("p95 … within budget ... 3 samples") == "p95 … within budget ... 3 samples"
 
 
-@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "xdist"])
+@pytest.mark.parametrize("workers", [[], ["-n", "2"], ["-s", "-o", "log_cli=true", "-o", "log_cli_level=DEBUG"]],
+                         ids=["one process", "xdist", "nothing captured, live logs"])
 def test_every_exit_of_a_run_is_scrubbed(workers, tmp_path):
-    """Terminal (captured stdout/stderr/log of a failing test, -l locals, the warnings summary),
-    JUnit and Allure results: no secret, whole or in part."""
+    """Terminal (captured stdout/stderr/log of a failing test, -l locals, the warnings summary; with
+    -s the prints and live logs themselves), JUnit and Allure results: no secret, whole or in part."""
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "test_leaky.py").write_text(LEAKY_TESTS)
     reports = tmp_path / "reports"
