@@ -231,3 +231,69 @@ def test_sandbox_serve_takes_a_history():
     assert (args.history, args.history_seed) == (7, 3)
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["sandbox", "serve", "--history", "2h"])
+
+
+# --- reviews that can fail (issue 15 item 5): a defined finding on a generated history -------------
+
+def _history_session(server, **shape):
+    from paymon.sandbox.history import load_sandbox_history
+
+    load_sandbox_history(server, days=31, seed=7, **shape)
+    return _session(server)
+
+
+@pytest.mark.parametrize("factor, finding", [(1.0, False), (2.5, True)])
+def test_failure_trend_finds_a_week_worse_than_the_one_before(factor, finding):
+    from paymon.reviews.failures import trend_findings, week_over_week
+
+    with SandboxServer(_world()) as server:
+        session = _history_session(server, transaction_days=31, recent_failure_factor=factor)
+        with session.sentry as client:
+            trend = review_failures(client, SPEC, weeks=4, now=session.now)
+    change = week_over_week(trend)
+    lines = trend_findings(trend, SPEC.reviews.failure_trend)
+    assert change.last_week >= SPEC.reviews.failure_trend.min_failures
+    assert bool(lines) == finding, (change, lines)
+    if finding:
+        assert change.ratio > SPEC.reviews.failure_trend.max_ratio
+        assert "expected at most x1.5 (reviews.failure_trend.max_ratio)" in lines[0]
+    else:
+        assert change.ratio <= SPEC.reviews.failure_trend.max_ratio
+
+
+def test_failure_trend_rule_edges():
+    from paymon.config.spec import FailureTrendRule
+    from paymon.reviews.failures import FailureTrend, trend_findings
+
+    days = [f"2026-11-{d:02d}" for d in range(1, 16)]  # 15 days; the last is the incomplete one
+    start = datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC).timestamp()
+    end = start + 14 * DAY + 3600
+
+    def trend(before: int, last: int) -> FailureTrend:
+        per_day = [before // 7] * 7 + [last // 7] * 7 + [999]
+        return FailureTrend(start, end, 2, "q", days, {"CardDeclinedError": per_day})
+
+    rule = FailureTrendRule(max_ratio=1.5, min_failures=20)
+    assert trend_findings(trend(70, 105), rule) == []              # x1.5 exactly: not above
+    assert len(trend_findings(trend(70, 112), rule)) == 1          # x1.6
+    assert trend_findings(trend(0, 14), rule) == []                # too few to call a trend
+    assert "from none" in trend_findings(trend(0, 21), rule)[0]    # from nothing to 21
+    short = FailureTrend(start, start + 5 * DAY, 1, "q", days[:6], {})
+    assert "fewer than 14 complete days" in trend_findings(short, rule)[0]
+
+
+@pytest.mark.parametrize("shape, flagged", [
+    ({}, set()),  # the deploy 3 days ago: one slow week of 13 is not a finding
+    ({"deploy_days_ago": 35.0, "deploy_slowdown": 2.5}, set(CHECKOUT)),  # 5 of 13 weeks over 500 ms
+])
+def test_budget_review_finds_a_budget_breached_in_too_many_weeks(shape, flagged):
+    from paymon.reviews.thresholds import budget_findings
+
+    with SandboxServer(_world()) as server:
+        session = _history_session(server, **shape)
+        with session.sentry as client:
+            review = review_thresholds(client, SPEC, weeks=13, now=session.now)
+    lines = budget_findings(review, SPEC.reviews.budgets)
+    assert {line.split(":", 1)[0] for line in lines} == flagged, lines
+    for line in lines:
+        assert "expected at most 25%" in line

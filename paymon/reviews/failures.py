@@ -76,3 +76,47 @@ def review_failures(client, spec: Spec, *, weeks: int = 4, now: float) -> Failur
     trend.counts = dict(sorted(trend.counts.items(), key=lambda item: -sum(item[1])))
     trend.api_calls = client.request_count - calls_before
     return trend
+
+
+@dataclass(frozen=True)
+class WeekOverWeek:
+    last_week: int
+    week_before: int
+    last_days: tuple[str, str]
+    """The last week's first and last day (UTC)."""
+
+    @property
+    def ratio(self) -> float | None:
+        return None if self.week_before == 0 else self.last_week / self.week_before
+
+
+def week_over_week(trend: FailureTrend) -> WeekOverWeek | None:
+    """Failures of the last 7 complete UTC days and of the 7 before (the day `trend.end` falls in is
+    incomplete and left out); None when the trend does not reach two full weeks back."""
+    complete = [i for i, day in enumerate(trend.days) if day != _day(trend.end)]
+    first_full = 0 if trend.start % DAY == 0 else 1  # the first day may start after midnight
+    complete = [i for i in complete if i >= first_full]
+    if len(complete) < 14:
+        return None
+    totals = trend.totals
+    last, before = complete[-7:], complete[-14:-7]
+    return WeekOverWeek(sum(totals[i] for i in last), sum(totals[i] for i in before),
+                        (trend.days[last[0]], trend.days[last[-1]]))
+
+
+def trend_findings(trend: FailureTrend, rule) -> list[str]:
+    """The review's finding by monitoring.yaml's `reviews.failure_trend` rule: the last week's payment
+    failures above `rule.max_ratio` times the week before, once there are `rule.min_failures`."""
+    change = week_over_week(trend)
+    if change is None:
+        return [f"payment failures: fewer than 14 complete days in {trend.weeks} weeks: no week-over-week trend "
+                "to judge (review at least 3 weeks)"]
+    if change.last_week < rule.min_failures:
+        return []
+    if change.week_before == 0 or change.last_week > rule.max_ratio * change.week_before:
+        rise = "from none" if change.week_before == 0 else f"x{change.ratio:.2f}"
+        return [f"payment failures ({trend.query}) {change.last_days[0]}..{change.last_days[1]}: {change.last_week}, "
+                f"week before: {change.week_before} ({rise}), expected at most x{rule.max_ratio:g} "
+                f"(reviews.failure_trend.max_ratio); by type: " + ", ".join(
+                    f"{t} {sum(v[-8:-1])}" for t, v in list(trend.counts.items())[:4])]
+    return []

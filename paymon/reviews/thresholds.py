@@ -155,3 +155,24 @@ def review_thresholds(client, spec: Spec, *, weeks: int = 13, now: float) -> Thr
     for review in reviews:
         suggest(review)
     return ThresholdReview(start, now, weeks, reviews, client.request_count - calls_before)
+
+
+def budget_findings(review: ThresholdReview, rule) -> list[str]:
+    """The review's findings by monitoring.yaml's `reviews.budgets` rule: a budget whose weekly p95
+    breached `rule.level` in more than `rule.max_breached_share` of the weeks that had data. A budget
+    with no data at all is a finding too: nothing says it fits."""
+    lines = []
+    for budget in review.budgets:
+        measured = [w for w in budget.weeks if w.p95 is not None]
+        if not measured:
+            lines.append(f"{budget.transaction}: no transactions in {len(budget.weeks)} weeks: the budget cannot "
+                         "be judged")
+            continue
+        breached = budget.breached_critical if rule.level == "critical" else budget.breached_warning
+        share = breached / len(measured)
+        if share > rule.max_breached_share:
+            limit = budget.critical if rule.level == "critical" else budget.warning
+            lines.append(f"{budget.transaction}: weekly p95 above the {rule.level} budget ({limit:g} ms) in "
+                         f"{breached} of {len(measured)} weeks ({share:.0%}), expected at most "
+                         f"{rule.max_breached_share:.0%}: {budget.reasoning}")
+    return lines

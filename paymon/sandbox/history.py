@@ -106,8 +106,13 @@ def _poisson(rng: random.Random, mean: float) -> int:
 
 
 def generate_history(seed: int = 7, days: int = 7, end: float | None = None, *, transaction_days: int = 91,
-                     deploy_days_ago: float = 3.0, errors_per_busy_hour: float = 3.0) -> list[HistoryItem]:
-    """The items of the history ending at `end` (default: the next whole hour before now), oldest first."""
+                     deploy_days_ago: float = 3.0, errors_per_busy_hour: float = 3.0,
+                     recent_failure_factor: float = 1.0, deploy_slowdown: float = 1.6) -> list[HistoryItem]:
+    """The items of the history ending at `end` (default: the next whole hour before now), oldest first.
+
+    `recent_failure_factor` multiplies the background payment failures of the last 7 days (a week
+    worse than the ones before, for the failure-trend review); `deploy_slowdown` is how much slower
+    checkout is after the deploy (2.5 puts its p95 over the 500 ms warning budget)."""
     import time
 
     rng = random.Random(seed)
@@ -118,7 +123,8 @@ def generate_history(seed: int = 7, days: int = 7, end: float | None = None, *, 
     # Background payment failures, hour by hour.
     hour = math.floor(start / HOUR) * HOUR
     while hour < end:
-        for _ in range(_poisson(rng, errors_per_busy_hour * activity(hour + HOUR / 2))):
+        factor = recent_failure_factor if hour >= end - 7 * DAY else 1.0
+        for _ in range(_poisson(rng, errors_per_busy_hour * factor * activity(hour + HOUR / 2))):
             at = hour + rng.uniform(0, HOUR)
             if start < at < end:
                 items.append(_error(at, rng.choices(PAYMENT_ERRORS, ERROR_SHARE)[0], rng, "payment_error"))
@@ -167,7 +173,7 @@ def generate_history(seed: int = 7, days: int = 7, end: float | None = None, *, 
                     continue
                 scale = 1.0
                 if name in CHECKOUT and at >= deploy:
-                    scale = 1.6
+                    scale = deploy_slowdown
                 if name == "/api/webhooks/lemonsqueezy":
                     scale = 1.0 + 0.25 * (at - t_start) / (end - t_start)
                 duration = median * scale * math.exp(rng.gauss(0.0, sigma))
@@ -227,9 +233,11 @@ def acknowledge_incidents(pagerduty, *, since: float, until: float, seed: int, s
     return len(incidents), acknowledged
 
 
-def load_sandbox_history(server, *, days: int, seed: int, transaction_days: int = 91) -> HistorySummary:
-    """`days` of generated history ending a minute before the server's clock, loaded into it."""
-    items = generate_history(seed=seed, days=days, end=server.clock.now() - 60, transaction_days=transaction_days)
+def load_sandbox_history(server, *, days: int, seed: int, transaction_days: int = 91, **shape) -> HistorySummary:
+    """`days` of generated history ending a minute before the server's clock, loaded into it
+    (`shape`: generate_history's keywords, e.g. recent_failure_factor)."""
+    items = generate_history(seed=seed, days=days, end=server.clock.now() - 60, transaction_days=transaction_days,
+                             **shape)
     return load_history(server.backends, items, seed=seed)
 
 
