@@ -217,3 +217,15 @@ def test_cleanup_resolves_only_issues_titled_with_paymons_marker(caplog):
                          {"id": "2", "shortId": "WEB-9", "title": "Checkout failed for a real customer"}])
     assert cleanup.resolve_sentry_test_issues(client, "paymon_run:run1", markers=("PAYMON-DRILL-RUN1-",)) == ["1"]
     assert client.resolved == ["1"] and "WEB-9" in caplog.text
+
+
+# --- the reviews ---------------------------------------------------------------------------------
+
+def test_the_alert_review_counts_sentrys_posts_only():
+    from paymon.reviews.notifications import slack_posts
+
+    reader = FakeReader(_other_voices(T0) + [_message(SENTRY, f"<https://x|*Critical: {ALERT}*>", T0 + 7)])
+    posts = slack_posts(reader, ["#payments-alerts"], [ALERT], T0 - 1, SentryApp(bot_user="U07SENTRYBT"))
+    # Sentry's own post and its real firing's broadcast (both Sentry's app); never PagerDuty's or a person's.
+    assert sorted(p.at for p in posts) == [T0 + 4, T0 + 7]
+    assert len(slack_posts(reader, ["#payments-alerts"], [ALERT], T0 - 1)) == 4  # unknown app: everything naming it

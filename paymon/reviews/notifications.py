@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from paymon.delivery.endtoend import parse_iso
-from paymon.clients.slack import find_channel, message_texts
+from paymon.clients.slack import SentryApp, find_channel, message_texts
 from paymon.rules.names import mentions
 
 CLUSTER_S = 120.0
@@ -84,13 +84,21 @@ def alert_named(text: str, names: list[str]) -> str | None:
     return None
 
 
-def slack_posts(reader, channels: list[str], names: list[str], since: float) -> list[Post]:
+def slack_posts(reader, channels: list[str], names: list[str], since: float, sentry: SentryApp | None = None
+                ) -> list[Post]:
+    """Sentry's posts naming an alert. With `sentry` known (its bot user or app), another app's or a
+    person's message naming the alert (PagerDuty's "Triggered: …", "is anyone looking at …?") is
+    not a delivery of it (issue 13 item 2); without it every message counts, as before."""
     posts, listed = [], reader.channels()  # one channel list for every channel read
     for channel in channels:
         found = find_channel(listed, channel)
         if found is None:
             continue
-        for message in reader.history(found["id"], oldest=since):
+        messages = reader.history(found["id"], oldest=since)
+        if sentry is not None and sentry.known:
+            sentry.learn(messages)
+            messages = [m for m in messages if sentry.posted(m)]
+        for message in messages:
             text = html.unescape(" ".join(message_texts(message)))
             name = alert_named(text, names)
             if name is None:
@@ -148,7 +156,7 @@ def cluster(posts: list[Post], pages: list[Page]) -> list[DeliveredFiring]:
 
 
 def read_notifications(slack, pagerduty, *, channels: list[str], service: str | None, names: list[str],
-                       since: float) -> Notifications:
+                       since: float, sentry_bot_user: str | None = None) -> Notifications:
     """Slack and PagerDuty are each optional (None); a source that fails is noted, not fatal."""
     from paymon.errors import PaymonError
 
@@ -156,7 +164,7 @@ def read_notifications(slack, pagerduty, *, channels: list[str], service: str | 
     posts: list[Post] = []
     if slack is not None:
         try:
-            posts = slack_posts(slack, channels, names, since)
+            posts = slack_posts(slack, channels, names, since, SentryApp(bot_user=sentry_bot_user))
             seen.read.append("slack " + ", ".join(channels))
         except PaymonError as exc:
             seen.unavailable.append(f"Slack: {exc}")

@@ -29,7 +29,7 @@ def alert_channels(spec: Spec) -> list[str]:
 def notifications_for(session, spec: Spec, names: list[str], since: float):
     service = spec.integrations.pagerduty.service if spec.integrations.pagerduty else None
     return read_notifications(session.slack(), session.pagerduty(), channels=alert_channels(spec), service=service,
-                              names=names, since=since)
+                              names=names, since=since, sentry_bot_user=spec.integrations.slack.sentry_bot_user)
 
 
 def _backtest_and_notifications(session, spec: Spec, days: float):
