@@ -6,6 +6,8 @@ applicable)": a low-urgency synthetic incident, assigned to the on-call and reso
 gate or scheduled run pages nobody ("On-call engineer confirmed PagerDuty page received" is the
 drill's: checks/test_drill.py). Delivery time is the service's own stamp (Slack `ts`, PagerDuty
 the alert's `created_at`) minus the moment the event was sent.
+Slack: only a post of Sentry's app carrying the run's marker delivers (never a person or another app
+quoting it); an archived channel, or a Sentry bot that cannot post there, fails at once, naming why.
 """
 
 import warnings
