@@ -17,7 +17,8 @@ from paymon.config.spec import load_spec
 
 from conftest import REPO
 
-DRILL_CHECKS = {f"test_drill[{a.name}]" for a in load_spec(REPO / "monitoring.yaml").alerts}
+DRILL_CHECKS = {f"test_drill[{a.name}]" for a in load_spec(REPO / "monitoring.yaml").alerts} | {
+    "test_on_call_confirmed_page"}  # §9: the drill's pages acknowledged by the on-call
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +94,11 @@ def test_drill_fails_on_pagerduty_missing(run_suite, short_deadlines):
     result = run_suite("-k", "test_drill", short_deadlines,
                        world=apply_fault(golden_world("workflow"), "pagerduty-missing"))
     assert result.returncode == 1, result.output
-    assert result.failed == {"test_drill[Test Mode Detected in Production]"}, result.output
+    # No page for alert 6, so none for the on-call to confirm either.
+    assert result.failed == {"test_drill[Test Mode Detected in Production]", "test_on_call_confirmed_page"}, \
+        result.output
+    assert ("Test Mode Detected in Production: pagerduty TowerOfBabel Payments expected a page to confirm, actual none"
+            in result.failures["test_on_call_confirmed_page"])
     message = result.failures["test_drill[Test Mode Detected in Production]"]
     # Counted from Sentry firing the deadline; from the events, plus one evaluation update
     # (monitoring.yaml delivery.evaluation: an "any occurrence" alert may be a metric alert).
@@ -135,12 +140,12 @@ def test_the_just_under_batch_must_not_fire(run_suite, short_deadlines, xdist):
 def test_no_drill_deselects_the_drill_checks(run_suite):
     result = run_suite("checks/test_drill.py", "--no-drill")
     assert result.returncode == 5, result.output  # nothing collected: deselected, not skipped
-    assert "6 deselected" in result.output
+    assert "7 deselected" in result.output
 
 
 def test_drill_is_off_against_live_by_default(run_suite):
     result = run_suite("checks/test_drill.py", "--target=live")
-    assert "6 deselected" in result.output
+    assert "7 deselected" in result.output
     assert not result.failures and not result.passed
 
 
@@ -179,7 +184,8 @@ def test_a_sentry_that_waits_for_more_updates_is_late_whatever_slack_does(run_su
     rule = next(r for r in world["sentry"]["metric_alert_rules"] if r["name"] == "Webhook Processing Failure")
     rule["thresholdPeriod"] = 4
     result = run_suite("-k", "test_drill", short_deadlines, world=world)
-    assert result.failed == {"test_drill[Webhook Processing Failure]"}, result.output
+    # No page in time, so none for the on-call to confirm either.
+    assert result.failed == {"test_drill[Webhook Processing Failure]", "test_on_call_confirmed_page"}, result.output
     message = result.failures["test_drill[Webhook Processing Failure]"]
     assert "actual none; Sentry shows no firing" in message
 

@@ -61,6 +61,10 @@ def _world(generation: str, fault: str | None = None, **knobs) -> dict:
 
 
 def _backend(generation: str = "workflow", fault: str | None = None, slack=True, pagerduty=True, **knobs):
+    """Most tests here are about window semantics (strict >, which events count): they judge on
+    every event (`evaluation_cadence: 0`), so the subscription cadence does not blur a boundary.
+    The cadence itself is tested below with the real default (`cadence="real"`)."""
+    knobs.setdefault("evaluation_cadence", 0)
     hub = Hub(clock=SandboxClock(start=START, frozen=True))
     if slack:
         hub.backends["slack"] = FakeSlack()
@@ -253,7 +257,8 @@ def test_fatal_test_mode_event_fires_alert_6_once_with_every_action(generation):
     assert blocks[0]["text"]["text"].startswith(":red_circle: <")
     assert "Alert: <" in blocks[-2]["elements"][0]["text"] and TEST_MODE in blocks[-2]["elements"][0]["text"]
     assert f"Short ID: {issue.short_id}" in blocks[-2]["elements"][0]["text"]
-    assert any(b.get("text", {}).get("text") == "notes: @oncall-payments halt all deployments" for b in blocks)
+    assert any(b.get("text", {}).get("text", "").startswith("notes: @oncall-payments halt all deployments")
+               for b in blocks)
     tags_block = next(b for b in blocks if '"block":"tags"' in b.get("block_id", ""))
     assert tags_block["text"]["text"] == "environment: `production`  level: `fatal`  "
 
@@ -376,6 +381,137 @@ def test_sdk_capture_message_over_http_fires_alert_1():
             sentry_sdk.flush(timeout=10)
         finally:
             sentry_sdk.get_client().close()
+        sent = server.clock.now()
+        server.clock.advance(60)  # Sentry judges the alert on its next subscription update
         [firing] = _fired(server.sentry, PAYMENT_SPIKE)
-        assert len(firing.event_ids) == 11
+        assert len(firing.event_ids) == 11 and firing.at <= sent + 60
         assert any(PAYMENT_SPIKE in m["payload"]["text"] for m in server.hub.backends["slack"].messages)
+
+
+# --- the subscription cadence (the real default) ---------------------------------------------------
+
+def _checkout_errors(backend, count: int) -> None:
+    for i in range(count):
+        backend.store_event(_error(f"Checkout session {i} could not be created", exception="CheckoutError"))
+
+
+def test_legacy_get_alert_resolution_table():
+    """getsentry/sentry incidents/logic.py get_alert_resolution, as verified-2026-12.md §5 reads it."""
+    from paymon.sandbox.sentry.engine import alert_resolution_minutes
+
+    table = {1: 1, 5: 1, 29: 1, 30: 2, 59: 2, 60: 3, 239: 3, 240: 5, 1439: 5, 1440: 15, 10080: 15}
+    assert {w: alert_resolution_minutes(w) for w in table} == table
+    assert alert_resolution_minutes(10, percent_change=True) == 2
+    assert alert_resolution_minutes(60, percent_change=True) == 6
+
+
+@pytest.mark.parametrize("generation", GENERATIONS)
+def test_metric_alerts_fire_on_the_next_subscription_update_not_on_the_event(generation):
+    backend, hub = _backend(generation, evaluation_cadence="real")
+    _checkout_errors(backend, 11)
+    hub.clock.advance(0.001)
+    [alert] = [c for c in backend.engine._compiled if c.alert.name == PAYMENT_SPIKE]
+    assert alert.period == 60.0
+    if START % 60 != alert.phase:  # no update at the very instant the events arrived
+        assert _fired(backend, PAYMENT_SPIKE) == []
+        assert not [m for m in hub.backends["slack"].messages if PAYMENT_SPIKE in m["payload"]["text"]]
+    hub.clock.advance(60)
+    [firing] = _fired(backend, PAYMENT_SPIKE)
+    assert START <= firing.at <= START + 60 and (firing.at - alert.phase) % 60 == 0
+    [message] = [m for m in hub.backends["slack"].messages if PAYMENT_SPIKE in m["payload"]["text"]]
+    assert message["visible_at"] == firing.at  # posted when Sentry judged, not when the events came
+
+
+def test_issue_alerts_still_fire_on_the_event():
+    backend, hub = _backend("workflow", evaluation_cadence="real")
+    backend.store_event(_error("Test mode detected in production", level="fatal"))
+    [firing] = _fired(backend, TEST_MODE)
+    assert firing.at == pytest.approx(START)
+
+
+def test_longer_legacy_windows_are_judged_less_often():
+    backend, hub = _backend("legacy", evaluation_cadence="real", evaluation_phase=0)
+    rule = next(r for r in backend.metric_alert_rules if r["name"] == PAYMENT_SPIKE)
+    rule["timeWindow"] = 60.0  # an hour: every 3 minutes (get_alert_resolution)
+    backend.engine.refresh()
+    [alert] = [c for c in backend.engine._compiled if c.alert.name == PAYMENT_SPIKE]
+    assert alert.period == 180.0
+    _checkout_errors(backend, 11)
+    hub.clock.advance(179.999 - START % 180)
+    assert _fired(backend, PAYMENT_SPIKE) == []
+    hub.clock.advance(0.001)
+    [firing] = _fired(backend, PAYMENT_SPIKE)
+    assert firing.at % 180 == 0
+
+
+def test_detectors_are_judged_every_minute_whatever_the_window():
+    backend, hub = _backend("workflow", evaluation_cadence="real")
+    detector = next(d for d in backend.detectors if d["name"] == PAYMENT_SPIKE)
+    detector["dataSources"][0]["queryObj"]["snubaQuery"]["timeWindow"] = 3600
+    backend.engine.refresh()
+    [alert] = [c for c in backend.engine._compiled if c.alert.name == PAYMENT_SPIKE]
+    assert alert.period == 60.0 and alert.threshold_period == 1
+    backend.detector_cadence = "migrated"  # a rule migrated from legacy keeps its resolution
+    backend.engine.refresh()
+    [alert] = [c for c in backend.engine._compiled if c.alert.name == PAYMENT_SPIKE]
+    assert alert.period == 180.0
+
+
+def test_legacy_threshold_period_needs_consecutive_breaching_updates():
+    backend, hub = _backend("legacy", evaluation_cadence="real", evaluation_phase=0)
+    next(r for r in backend.metric_alert_rules if r["name"] == PAYMENT_SPIKE)["thresholdPeriod"] = 3
+    backend.engine.refresh()
+    first_update = START - START % 60 + 60
+    _checkout_errors(backend, 11)
+    hub.clock.advance(first_update + 120 - START - 0.001)  # two breaching updates
+    assert _fired(backend, PAYMENT_SPIKE) == []
+    hub.clock.advance(0.001)  # the third
+    [firing] = _fired(backend, PAYMENT_SPIKE)
+    assert firing.at == first_update + 120
+    [incident] = backend.engine.incidents
+    # §8: dateDetected is the update that tripped it; dateStarted = it - window - resolution x (period - 1).
+    assert incident["dateDetected"] == firing.at
+    assert incident["dateStarted"] == firing.at - 300 - 60 * 2
+
+
+def test_a_non_breaching_update_resets_the_threshold_period_count():
+    backend, hub = _backend("legacy", evaluation_cadence="real", evaluation_phase=0)
+    next(r for r in backend.metric_alert_rules if r["name"] == PAYMENT_SPIKE)["thresholdPeriod"] = 2
+    backend.engine.refresh()
+    minute = START - START % 60
+    hub.clock.advance(minute + 50 - START)
+    _checkout_errors(backend, 11)  # breaching from the update at +60 ...
+    hub.clock.advance(300 - 50 + 60 + 1)  # ... out of the window after +360: updates +60..+300 breach
+    firings = _fired(backend, PAYMENT_SPIKE)
+    assert [f.at - minute for f in firings] == [120]
+
+
+def test_the_workflow_engine_ignores_threshold_period_and_opens_a_period():
+    backend, hub = _backend("workflow", evaluation_cadence="real")
+    detector = next(d for d in backend.detectors if d["name"] == PAYMENT_SPIKE)
+    detector["config"]["thresholdPeriod"] = 5
+    _checkout_errors(backend, 11)
+    hub.clock.advance(60)
+    [firing] = _fired(backend, PAYMENT_SPIKE)
+    [period] = backend.engine.open_periods
+    assert period["detectorId"] == detector["id"] and period["start"] == firing.at and period["end"] is None
+    hub.clock.advance(400)  # the events leave the window: the period closes on an update
+    backend.sync()
+    assert period["end"] is not None and period["end"] > firing.at
+
+
+def test_a_served_sandbox_settles_sentry_before_answering_slack():
+    """Nobody calls Sentry's backend: a Slack read over HTTP shows the post of the update due."""
+    import httpx
+
+    world = _world("workflow")
+    with SandboxServer(world, clock=SandboxClock(start=START, frozen=True)) as server:
+        _checkout_errors(server.sentry, 11)
+        server.clock.advance(61)
+        slack = server.backends["slack"]
+        token = slack.tokens[0]["token"] if hasattr(slack, "tokens") else None
+        channel = "C07PAYM3NT5"
+        response = httpx.post(f"{server.base_url}/slack/api/conversations.history",
+                              headers={"Authorization": f"Bearer {token}"}, data={"channel": channel})
+        texts = [m.get("text", "") for m in response.json().get("messages", [])]
+        assert any(PAYMENT_SPIKE in t for t in texts), response.json()

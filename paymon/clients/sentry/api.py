@@ -88,11 +88,33 @@ def list_metric_alert_rules(client: SentryClient) -> list[dict] | None:
     return _legacy(client, client.org_path("alert-rules"))
 
 
-def _legacy(client: SentryClient, path: str) -> list[dict] | None:
+def _legacy(client: SentryClient, path: str, params: dict[str, Any] | None = None) -> list[dict] | None:
     # Sentry is removing the legacy alert endpoints; their rules live on as detectors/workflows,
     # so a missing endpoint means "nothing to read here", not "could not check".
     try:
-        return client.paginate(path)
+        return client.paginate(path, params)
+    except EndpointMissing:
+        return None
+
+
+# --- when an alert fired (verified-2026-12.md §8) -------------------------------------------------
+
+def list_incidents(client: SentryClient, alert_rule_id: str | int, project_id: str | int, start: float
+                   ) -> list[dict] | None:
+    """The legacy metric alert rule's incidents not closed before `start` (`O/incidents/`, newest
+    first). `dateDetected` is the subscription update that tripped the rule: when Sentry fired.
+    None when the endpoint is gone (404/410)."""
+    return _legacy(client, client.org_path("incidents"),
+                   {"alertRule": str(alert_rule_id), "project": str(project_id), "start": discover_time(start)})
+
+
+def list_open_periods(client: SentryClient, detector_id: str | int, start: float, end: float) -> list[dict] | None:
+    """A metric detector's open periods overlapping [start, end] (`O/open-periods/`, newest first;
+    a private endpoint: None when this Sentry does not serve it). `start` is when Sentry fired."""
+    try:
+        return client.paginate(client.org_path("open-periods"),
+                               {"detectorId": str(detector_id), "start": discover_time(start),
+                                "end": discover_time(end)})
     except EndpointMissing:
         return None
 

@@ -43,6 +43,7 @@ _ENDPOINT_SCOPES: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = tuple(
         (r"organizations/[^/]+/members/", ("member:read",)),
         (r"organizations/[^/]+/teams/", ("org:read",)),
         (r"organizations/[^/]+/(alert-rules|detectors|workflows)/", ("alerts:read", "org:read")),
+        (r"organizations/[^/]+/(incidents|open-periods)/", ("alerts:read", "org:read")),
         (r"organizations/[^/]+/dashboards/", ("org:read",)),
         (r"organizations/[^/]+/monitors/$", ("alerts:read", "org:read")),
         (r"organizations/[^/]+/monitors/.", ("alerts:read", "project:read")),

@@ -13,9 +13,36 @@ exactly the semantics paymon verifies:
   warning and critical action on the same target); dropping back resolves it (Slack "Resolved",
   PagerDuty `resolve`). An open incident does not re-notify.
 
-Time is the sandbox clock: events are evaluated at their `received` time, and window expiries are
-evaluated lazily by `advance(now)`, which the backend calls before anything reads state - nothing
-sleeps or polls. Notifications go through `hub.backends["slack"|"pagerduty"]` with
+Time is the sandbox clock: issue alerts are evaluated per event at its `received` time; aggregate
+alerts on their subscription's cadence (below), lazily: `advance(now)` evaluates every update due up
+to `now`, and the backend calls it before anything reads state (`hub.settle()` before any Slack or
+PagerDuty request) - nothing sleeps or polls.
+
+**Subscription cadence (knobs `evaluation_cadence`, `detector_cadence`, `evaluation_phase`).** Real
+Sentry does not evaluate metric alerts per event: a Snuba query subscription re-runs the aggregate
+over the window once per *resolution* and the subscription processor judges each update
+(verified-2026-12.md §5; getsentry/sentry `src/sentry/incidents/logic.py` `get_alert_resolution`,
+`DEFAULT_ALERT_RULE_WINDOW_TO_RESOLUTION`, `DEFAULT_CMP_ALERT_RULE_RESOLUTION_MULTIPLIER`;
+`src/sentry/snuba/snuba_query_validator.py` `create_source`; `src/sentry/incidents/
+subscription_processor.py`):
+
+* legacy metric alert rules: window < 30 min -> every 1 min, 30-59 -> 2, 60-239 -> 3, 240-1439 -> 5,
+  >= 1440 -> 15; a percent-change rule (`comparisonDelta`) twice that; a dynamic rule its window.
+  An incident opens on the `thresholdPeriod`-th consecutive breaching update (default 1), and
+  resolves on as many consecutive non-breaching ones; any other update resets the count.
+* workflow-engine metric detectors: every minute whatever the window (the detector API hard-codes
+  `resolution=timedelta(minutes=1)`); an issue opens on the first breaching update (the metric
+  handler does not read `config.threshold_period`). `detector_cadence: "migrated"` gives a
+  detector the legacy table instead (a rule migrated from legacy keeps its SnubaQuery; inference).
+* an update at time T sees the events received in (T - window, T]. Each subscription runs at its
+  own offset within its period (Snuba spreads subscriptions over the period; inference): offset =
+  crc32(alert source) mod period, or `evaluation_phase` seconds for every alert.
+
+`evaluation_cadence: "real"` (default) is the above; a number of seconds makes every aggregate alert
+update that often and ignores thresholdPeriod; 0 judges on every event and every expiry, which no
+Sentry does: only for tests of window semantics, where the cadence would blur the boundary.
+Every firing, and every incident (legacy `O/incidents/`: `dateDetected` = the update that tripped
+it, §8) or open period (workflow `O/open-periods/`), carries the update's time. Notifications go through `hub.backends["slack"|"pagerduty"]` with
 `visible_at = now + knobs.delivery_delay[kind]`; e-mail goes to `backend.outbox`. Every firing is
 appended to `backend.alert_firings`.
 
@@ -28,6 +55,8 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
+import zlib
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -75,6 +104,33 @@ class _Compiled:
     compute: object | None  # list[StoredEvent] -> value (aggregate alerts)
     comparator: object
     slack_options: dict  # channel id -> (tags, notes)
+    period: float = 0.0
+    """Aggregate alerts: seconds between two subscription updates (module docstring)."""
+    phase: float = 0.0
+    """Aggregate alerts: updates happen at phase + k * period."""
+    threshold_period: int = 1
+    """Consecutive breaching (or resolving) updates before the incident opens (or closes)."""
+    project_ids: frozenset[str] | None = None
+    """The projects whose events the alert sees (a rule's `projects`, a detector's `projectId`,
+    the project an issue rule belongs to); None: not known, every project."""
+
+
+# getsentry/sentry src/sentry/incidents/logic.py: DEFAULT_ALERT_RULE_RESOLUTION = 1 and
+# DEFAULT_ALERT_RULE_WINDOW_TO_RESOLUTION, bisected on the window by get_alert_resolution (minutes).
+_RESOLUTION_BY_WINDOW = ((1440, 15), (720, 5), (240, 5), (120, 3), (90, 3), (60, 3), (30, 2))
+DEFAULT_RESOLUTION_MINUTES = 1
+PERCENT_CHANGE_MULTIPLIER = 2  # DEFAULT_CMP_ALERT_RULE_RESOLUTION_MULTIPLIER
+DETECTOR_RESOLUTION_MINUTES = 1  # snuba_query_validator.py create_source: resolution=timedelta(minutes=1)
+
+
+def alert_resolution_minutes(window_minutes: float, percent_change: bool = False) -> int:
+    """`get_alert_resolution`: how often Sentry evaluates a legacy metric alert of this window."""
+    minutes = DEFAULT_RESOLUTION_MINUTES
+    for bound, resolution in _RESOLUTION_BY_WINDOW:
+        if window_minutes >= bound:
+            minutes = resolution
+            break
+    return minutes * (PERCENT_CHANGE_MULTIPLIER if percent_change else 1)
 
 
 @dataclass
@@ -85,6 +141,12 @@ class _MetricState:
     level: str = "ok"
     incident: int | None = None
     evaluated_at: float = 0.0
+    """The time of the last subscription update judged (updates after it are still due)."""
+    pending: str | None = None
+    """A level the value reached that thresholdPeriod has not confirmed yet, and for how many updates."""
+    count: int = 0
+    record: dict | None = None
+    """The open incident (legacy) or open period (workflow engine), as the API serves it."""
 
 
 _predicate = semantics.predicate  # shared with paymon's backtest (paymon.reviews.replay)
@@ -119,6 +181,10 @@ class AlertEngine:
         self._incident_counter = 0
         self._slack_threads: dict[tuple, str] = {}
         """(alert, "issue"|"incident", id, channel) -> ts of Sentry's first post there (the thread)."""
+        self.incidents: list[dict] = []
+        """Legacy metric alert incidents, oldest first (`O/incidents/`, verified-2026-12.md §8)."""
+        self.open_periods: list[dict] = []
+        """Workflow-engine open periods of metric detectors, oldest first (`O/open-periods/`, §8)."""
 
     # --- the alert definitions -------------------------------------------------------------------
 
@@ -127,7 +193,8 @@ class AlertEngine:
         (tests and faults edit them in place)."""
         backend = self.backend
         sources = [backend.issue_rules, backend.metric_alert_rules, backend.detectors, backend.workflows,
-                   backend.members, backend.teams, backend.integrations, backend.dual_written_alerts]
+                   backend.members, backend.teams, backend.integrations, backend.dual_written_alerts,
+                   backend.evaluation_cadence, backend.detector_cadence, backend.evaluation_phase]
         signature = json.dumps(sources, sort_keys=True, default=str)
         if signature == self._signature:
             return
@@ -137,10 +204,15 @@ class AlertEngine:
         alert_set = read_alerts(issue_rules, backend.metric_alert_rules, backend.detectors, backend.workflows,
                                 directory)
         raw_by_id = {str(o.get("id")): o for o in [*issue_rules, *backend.workflows]}
+        metric_by_id = {str(o.get("id")): o for o in [*backend.metric_alert_rules, *backend.detectors]}
         compiled, self.unsupported = [], {}
-        for alert in self._active(alert_set.all):
+        projects = self._alert_projects(backend, alert_set.all)
+        for alert in self._active(alert_set.all, projects):
             item = self._compile(alert, [raw_by_id[i] for i in alert.raw_ids if i in raw_by_id])
             if item is not None:
+                item.project_ids = projects.get(alert.source)
+                if alert.counting == "across_events":
+                    self._schedule(item, metric_by_id.get(alert.raw_ids[0]) if alert.raw_ids else None)
                 compiled.append(item)
         previous = {c.alert.source: c.alert for c in self._compiled}
         self._compiled = compiled
@@ -151,22 +223,77 @@ class AlertEngine:
                 # subscription would query it.
                 self._metric[item.alert.source] = self._seeded_state(item, now)
 
+    def _schedule(self, item: _Compiled, raw: dict | None) -> None:
+        """The subscription's period, offset and thresholdPeriod (module docstring, knobs)."""
+        raw = raw or {}
+        window_minutes = (item.alert.window_seconds or 0) / 60
+        config = raw.get("config") or {}
+        percent_change = bool(raw.get("comparisonDelta") or config.get("comparisonDelta"))
+        dynamic = (raw.get("detectionType") or config.get("detectionType")) == "dynamic"
+        cadence = self.backend.evaluation_cadence
+        if cadence != "real":
+            item.period, item.threshold_period = float(cadence), 1
+        elif dynamic:
+            item.period = float(item.alert.window_seconds or 60)
+        elif item.alert.generation == "workflow" and self.backend.detector_cadence != "migrated":
+            item.period = 60.0 * DETECTOR_RESOLUTION_MINUTES
+        else:
+            item.period = 60.0 * alert_resolution_minutes(window_minutes, percent_change)
+        if cadence == "real" and item.alert.generation == "legacy":
+            # subscription_processor.py: the trigger fires on the thresholdPeriod-th consecutive
+            # breaching update. The workflow engine's metric handler ignores it (§5).
+            item.threshold_period = max(1, int(raw.get("thresholdPeriod") or 1))
+        if item.period <= 0:
+            item.period, item.phase = 0.0, 0.0
+            return
+        phase = self.backend.evaluation_phase
+        item.phase = (float(phase) if phase != "spread"
+                      else float(zlib.crc32(item.alert.source.encode()) % int(max(item.period, 1))))
+        item.phase %= item.period
+
     def active_alerts(self) -> list[Alert]:
         """The alerts being evaluated now (enabled, not shadowed, emulated)."""
         self.refresh()
         return [c.alert for c in self._compiled]
 
-    def _active(self, alerts: list[Alert]) -> list[Alert]:
+    @staticmethod
+    def _alert_projects(backend, alerts: list[Alert]) -> dict[str, frozenset[str]]:
+        """alert source -> ids of the projects it belongs to. An alert sees only its projects'
+        events: Sentry's subscription queries and issue rules are per project."""
+        by_slug = {p["slug"]: str(p["id"]) for p in backend.projects}
+        rules = {str(r.get("id")): frozenset(by_slug.get(s, s) for s in r.get("projects") or ())
+                 for r in backend.metric_alert_rules}
+        rules.update({str(r.get("id")): frozenset({by_slug.get(slug, slug)})
+                      for slug, items in backend.issue_rules.items() for r in items})
+        detectors = {str(d.get("id")): str(d.get("projectId")) for d in backend.detectors}
+        out = {}
+        for alert in alerts:
+            if not alert.raw_ids:
+                continue
+            if alert.source.split(" ", 1)[0] in ("metric_alert", "issue_rule"):
+                found = rules.get(alert.raw_ids[0])
+            else:
+                found = frozenset(detectors[i] for i in alert.raw_ids if i in detectors) or None
+            if found is not None:
+                out[alert.source] = found
+        return out
+
+    def _active(self, alerts: list[Alert], projects: dict[str, frozenset[str]] | None = None) -> list[Alert]:
         alerts = [a for a in alerts if a.enabled]
         mode = self.backend.dual_written_alerts
         if mode == "both":
             return alerts
-        names = {" ".join(a.name.split()).casefold(): set() for a in alerts}
+        projects = projects or {}
+
+        def key(alert: Alert) -> tuple:
+            # The same alert in both generations is the same name in the same project(s).
+            return " ".join(alert.name.split()).casefold(), projects.get(alert.source)
+
+        names = {key(a): set() for a in alerts}
         for alert in alerts:
-            names[" ".join(alert.name.split()).casefold()].add(alert.generation)
+            names[key(alert)].add(alert.generation)
         shadowed = "legacy" if mode == "workflow" else "workflow"
-        return [a for a in alerts
-                if not (a.generation == shadowed and len(names[" ".join(a.name.split()).casefold()]) > 1)]
+        return [a for a in alerts if not (a.generation == shadowed and len(names[key(a)]) > 1)]
 
     def _compile(self, alert: Alert, raw_objects: list[dict]) -> _Compiled | None:
         comparator = _COMPARATORS.get(alert.comparator)
@@ -192,7 +319,7 @@ class AlertEngine:
         return _Compiled(alert, q.matcher(_predicate(alert)), compute, comparator, _slack_options(raw_objects))
 
     def _seeded_state(self, item: _Compiled, now: float) -> _MetricState:
-        state = _MetricState(evaluated_at=now)
+        state = _MetricState(evaluated_at=self._last_update(item, now, inclusive=True))
         window = item.alert.window_seconds
         for event in self.backend.events.window(now - window, now):
             if self._selects(item.alert, item, event):
@@ -201,52 +328,122 @@ class AlertEngine:
 
     @staticmethod
     def _selects(alert: Alert, item: _Compiled, event: StoredEvent) -> bool:
+        if item.project_ids is not None and event.project_id not in item.project_ids:
+            return False
         return semantics.selects(alert, event.environment, event.type) and item.test(event.data)
 
     # --- evaluation ------------------------------------------------------------------------------
 
     def advance(self, now: float) -> None:
-        """Evaluate every window expiry up to `now` (metric alerts resolve, or "below" alerts fire,
-        when events age out)."""
+        """Judge every subscription update due up to `now` (alerts fire, escalate and resolve on
+        them, also when events only age out of the window)."""
         for item in self._compiled:
             if item.alert.counting == "across_events":
-                self._expire(item, self._metric.setdefault(item.alert.source, _MetricState()), now)
+                self._catch_up(item, self._state(item), now, inclusive=True)
 
-    def _expire(self, item: _Compiled, state: _MetricState, now: float) -> None:
+    def _state(self, item: _Compiled) -> _MetricState:
+        if item.alert.source not in self._metric:
+            self._metric[item.alert.source] = _MetricState(
+                evaluated_at=self._last_update(item, self.backend.hub.clock.now(), inclusive=True))
+        return self._metric[item.alert.source]
+
+    @staticmethod
+    def _next_update(item: _Compiled, after: float) -> float:
+        """The first update strictly after `after`."""
+        if item.period == 0:
+            return after
+        k = math.floor((after - item.phase) / item.period) + 1
+        update = item.phase + k * item.period
+        return update if update > after else update + item.period
+
+    @staticmethod
+    def _last_update(item: _Compiled, until: float, inclusive: bool) -> float:
+        """The last update at or before `until` (strictly before when not inclusive)."""
+        if item.period == 0:
+            return until
+        k = math.floor((until - item.phase) / item.period)
+        update = item.phase + k * item.period
+        if update > until or (update == until and not inclusive):
+            update -= item.period
+        return update
+
+    def _catch_up(self, item: _Compiled, state: _MetricState, until: float, inclusive: bool) -> None:
+        """Judge the updates after `state.evaluated_at` up to `until`. Between two changes of the
+        window (an event arriving, the oldest leaving) the value cannot change, so a settled state
+        skips the updates in between: the cost follows the events, not the hours passed."""
         window = item.alert.window_seconds
-        while state.events and state.events[0].received + window <= now:
-            moment = state.events[0].received + window
-            while state.events and state.events[0].received + window <= moment:
+        if item.period == 0:
+            # Every event (on_event) and every expiry is an update.
+            while state.events and (state.events[0].received + window < until
+                                    or (inclusive and state.events[0].received + window == until)):
+                moment = state.events[0].received + window
+                while state.events and state.events[0].received + window <= moment:
+                    state.events.popleft()
+                self._evaluate_metric(item, state, moment)
+            state.evaluated_at = max(state.evaluated_at, until)
+            return
+        update = self._next_update(item, state.evaluated_at)
+        while update < until or (inclusive and update == until):
+            while state.events and state.events[0].received + window <= update:
                 state.events.popleft()
-            self._evaluate_metric(item, state, moment, None)
-        state.evaluated_at = max(state.evaluated_at, now)
+            self._evaluate_metric(item, state, update)
+            state.evaluated_at = update
+            if state.pending is not None:
+                update = self._next_update(item, update)
+            elif state.events:
+                leaves = state.events[0].received + window  # the first update the oldest event is out of
+                update = max(self._next_update(item, update), self._next_update(item, leaves - 1e-6))
+            else:
+                break
+        state.evaluated_at = max(state.evaluated_at, self._last_update(item, until, inclusive))
 
     def on_event(self, event: StoredEvent, issue: Issue | None, project: dict) -> None:
         now = event.received
         for item in self._compiled:
             alert = item.alert
             if alert.counting == "across_events":
-                state = self._metric.setdefault(alert.source, _MetricState())
-                self._expire(item, state, now)
-                if self._selects(alert, item, event):
+                state = self._state(item)
+                selected = self._selects(alert, item, event)
+                if (selected and now <= state.evaluated_at and not state.events and state.level == "ok"
+                        and state.pending is None):
+                    # A backfill (a history stored with past `received` times) into an idle
+                    # subscription: judged as if it had arrived on time.
+                    state.evaluated_at = self._last_update(item, now, inclusive=False)
+                self._catch_up(item, state, now, inclusive=False)
+                if not selected or (item.period and now + alert.window_seconds
+                                    <= self._next_update(item, state.evaluated_at)):
+                    continue  # never inside a window still to be judged
+                if state.events and state.events[-1].received > now:
                     # Keep the window ordered even if an event is stored with an earlier time.
-                    if state.events and state.events[-1].received > now:
-                        position = bisect.bisect_right([e.received for e in state.events], now)
-                        state.events.insert(position, event)
-                    else:
-                        state.events.append(event)
-                    self._evaluate_metric(item, state, now, event)
+                    position = bisect.bisect_right([e.received for e in state.events], now)
+                    state.events.insert(position, event)
+                else:
+                    state.events.append(event)
+                if item.period == 0:
+                    self._evaluate_metric(item, state, now)
             elif issue is not None and self._selects(alert, item, event):
                 self._evaluate_issue_alert(item, event, issue, project, now)
 
     def _level_for(self, item: _Compiled, value: float | None) -> str:
         return semantics.level_for(item.alert, value)
 
-    def _evaluate_metric(self, item: _Compiled, state: _MetricState, now: float, event: StoredEvent | None) -> None:
-        value = item.compute(state.events if item.compute is len else list(state.events))
+    def _evaluate_metric(self, item: _Compiled, state: _MetricState, now: float) -> None:
+        """One subscription update at `now`: the window holds the events received in (now - window, now]."""
+        events = state.events
+        if events and events[-1].received > now:
+            events = [e for e in events if e.received <= now]
+        value = item.compute(events if item.compute is len else list(events))
         level = self._level_for(item, value)
         if level == state.level:
+            state.pending, state.count = None, 0
             return
+        if state.pending == level:
+            state.count += 1
+        else:
+            state.pending, state.count = level, 1
+        if state.count < item.threshold_period:
+            return
+        state.pending, state.count = None, 0
         previous = state.level
         if previous == "ok":
             self._incident_counter += 1
@@ -257,16 +454,55 @@ class AlertEngine:
         # downgrade to the actions of the new level.
         reach = previous if level == "ok" else level
         actions = [a for a in item.alert.actions if LEVEL_RANK[a.fires_at] <= LEVEL_RANK[reach]]
-        project = self._project_of(item, event)
+        project = self._project_of(item, events[-1] if events else None)
+        self._record_incident(item, state, now, previous, level, project)
         ctx = notify.AlertContext(
             rule_name=item.alert.name, rule_id=item.alert.raw_ids[0] if item.alert.raw_ids else "",
             organization=self.backend.organization, project=project, web_base=self.backend.web_base, level=shown,
             at=now, value=None if value is None else float(value), aggregate=item.alert.aggregate,
             window_seconds=item.alert.window_seconds, incident_identifier=state.incident)
-        event_ids = tuple(e.event_id for e in state.events)
+        event_ids = tuple(e.event_id for e in events)
         self._fire(item, ctx, _dedupe(actions), None, event_ids)
         if level == "ok":
             state.incident = None
+
+    def _record_incident(self, item: _Compiled, state: _MetricState, now: float, previous: str, level: str,
+                         project: dict) -> None:
+        """The incident (legacy) or open period (workflow engine) the API shows for this change."""
+        alert = item.alert
+        if previous == "ok":
+            if alert.generation == "legacy":
+                # subscription_processor.py calculate_event_date_from_update_date (§8).
+                started = now - (alert.window_seconds or 0) - item.period * (item.threshold_period - 1)
+                state.record = {
+                    "identifier": str(state.incident), "ruleId": alert.raw_ids[0] if alert.raw_ids else "",
+                    "projects": [project["slug"]], "title": alert.name, "status": level,
+                    "dateStarted": started, "dateDetected": now, "dateCreated": now, "dateClosed": None}
+                self.incidents.append(state.record)
+            else:
+                state.record = {
+                    "id": str(state.incident), "detectorId": alert.raw_ids[0] if alert.raw_ids else "",
+                    "projectId": str(project["id"]), "title": alert.name, "start": now, "end": None,
+                    "activities": [{"id": f"{state.incident}-1", "type": "opened", "value": level,
+                                    "dateCreated": now, "eventId": None}]}
+                self.open_periods.append(state.record)
+        elif state.record is not None:
+            record = state.record
+            if level == "ok":
+                if "dateClosed" in record:
+                    record["dateClosed"], record["status"] = now, "closed"
+                else:
+                    record["end"] = now
+                    record["activities"].append({"id": f"{state.incident}-{len(record['activities']) + 1}",
+                                                 "type": "closed", "value": None, "dateCreated": now,
+                                                 "eventId": None})
+                state.record = None
+            elif "dateClosed" in record:
+                record["status"] = level
+            else:
+                record["activities"].append({"id": f"{state.incident}-{len(record['activities']) + 1}",
+                                             "type": "status_change", "value": level, "dateCreated": now,
+                                             "eventId": None})
 
     def _evaluate_issue_alert(self, item: _Compiled, event: StoredEvent, issue: Issue, project: dict,
                               now: float) -> None:

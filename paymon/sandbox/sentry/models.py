@@ -84,6 +84,9 @@ class SentryBackend(HttpFaults):
         self._world = copy.deepcopy(world_sentry)
         self._lock = threading.Lock()
         self.reset()
+        # The alert engine judges metric alerts lazily (on their subscription updates): anything
+        # reading Slack or PagerDuty first brings it up to the clock (Hub.settle).
+        self.hub.settlers.append(self.sync)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -141,6 +144,16 @@ class SentryBackend(HttpFaults):
                 return frozenset(entry.get("scopes", []))
         return None
 
+    def projects_for(self, token: str) -> list[dict] | None:
+        """The projects a token sees: None = all (an internal integration, an admin); a world token
+        with `projects: [slugs]` sees only those (a member's token sees its teams' projects when
+        the organisation's open membership is off; org-level lists and `project=` follow)."""
+        for entry in self.tokens:
+            if entry["token"] == token and entry.get("projects") is not None:
+                wanted = set(entry["projects"])
+                return [p for p in self.projects if p["slug"] in wanted or str(p["id"]) in wanted]
+        return None
+
     @property
     def default_token(self) -> str:
         return self.tokens[0]["token"]
@@ -156,14 +169,15 @@ class SentryBackend(HttpFaults):
                 return project
         raise ResourceDoesNotExist()
 
-    def resolve_projects(self, requested: list[str]) -> list[dict]:
-        """`project=` filter values (ids or slugs; none or -1 = all). Sentry answers 403 when a
-        requested project is not accessible, which includes ones that do not exist."""
+    def resolve_projects(self, requested: list[str], visible: list[dict] | None = None) -> list[dict]:
+        """`project=` filter values (ids or slugs; none or -1 = all the token sees). Sentry answers
+        403 when a requested project is not accessible, which includes ones that do not exist."""
+        accessible = self.projects if visible is None else visible
         if not requested or "-1" in requested:
-            return list(self.projects)
+            return list(accessible)
         found = []
         for value in requested:
-            matches = [p for p in self.projects if _id_or_slug_matches(p, value)]
+            matches = [p for p in accessible if _id_or_slug_matches(p, value)]
             if not matches:
                 raise PermissionDenied()
             found.extend(matches)
@@ -216,6 +230,57 @@ class SentryBackend(HttpFaults):
 
     def get_workflow(self, workflow_id: str) -> dict:
         return _by_id(self.workflows, workflow_id)
+
+    # --- when alerts fired: incidents and open periods (verified-2026-12.md §8) -------------------
+
+    def list_incidents(self, projects: list[dict], alert_rule: str | None, start: float | None,
+                       status: str | None) -> list[dict]:
+        """`O/incidents/` (OrganizationIncidentIndexEndpoint): legacy metric alert incidents of the
+        projects, newest `dateStarted` first; `alertRule` one rule's, `start` drops those closed
+        before it, `status` open | warning | critical | closed."""
+        self.sync()
+        slugs = {p["slug"] for p in projects}
+        found = [i for i in self.engine.incidents if slugs & set(i["projects"])]
+        if alert_rule is not None:
+            found = [i for i in found if i["ruleId"] == str(alert_rule)]
+        if start is not None:
+            found = [i for i in found if i["dateClosed"] is None or i["dateClosed"] >= start]
+        if status is not None:
+            wanted = {"open": lambda i: i["dateClosed"] is None, "closed": lambda i: i["dateClosed"] is not None,
+                      "warning": lambda i: i["status"] == "warning", "critical": lambda i: i["status"] == "critical"}
+            found = [i for i in found if wanted.get(status, lambda i: True)(i)]
+        return [self._serialize_incident(i) for i in sorted(found, key=lambda i: -i["dateStarted"])]
+
+    def _serialize_incident(self, incident: dict) -> dict:
+        # IncidentSerializer; IncidentStatus OPEN 1, CLOSED 2, WARNING 10, CRITICAL 20;
+        # IncidentType ALERT_TRIGGERED 2; IncidentStatusMethod RULE_TRIGGERED 3.
+        status = {"closed": 2, "warning": 10, "critical": 20}[incident["status"]]
+        rule = next((r for r in self.metric_alert_rules if str(r.get("id")) == incident["ruleId"]), None)
+        return {"id": incident["identifier"], "identifier": incident["identifier"],
+                "organizationId": str(self.organization["id"]), "projects": list(incident["projects"]),
+                "alertRule": copy.deepcopy(rule), "activities": None, "seenBy": None, "hasSeen": False,
+                "status": status, "statusMethod": 3, "type": 2, "title": incident["title"],
+                "dateStarted": ingest.iso(incident["dateStarted"]), "dateDetected": ingest.iso(incident["dateDetected"]),
+                "dateCreated": ingest.iso(incident["dateCreated"]),
+                "dateClosed": None if incident["dateClosed"] is None else ingest.iso(incident["dateClosed"])}
+
+    def list_open_periods(self, projects: list[dict], detector_id: str | None, start: float | None,
+                          end: float | None) -> list[dict]:
+        """`O/open-periods/?detectorId=` (OrganizationOpenPeriodsEndpoint, publish status private):
+        a metric detector's open periods, newest first; `start` = the period's date_started
+        (bucketSize 0)."""
+        self.sync()
+        project_ids = {str(p["id"]) for p in projects}
+        found = [o for o in self.engine.open_periods if o["projectId"] in project_ids
+                 and (detector_id is None or o["detectorId"] == str(detector_id))]
+        if start is not None:
+            found = [o for o in found if o["end"] is None or o["end"] >= start]
+        if end is not None:
+            found = [o for o in found if o["start"] <= end]
+        return [{"id": o["id"], "start": ingest.iso(o["start"]),
+                 "end": None if o["end"] is None else ingest.iso(o["end"]), "isOpen": o["end"] is None,
+                 "activities": [{**a, "dateCreated": ingest.iso(a["dateCreated"])} for a in o["activities"]]}
+                for o in sorted(found, key=lambda o: -o["start"])]
 
     # --- dashboards ------------------------------------------------------------------------------
 

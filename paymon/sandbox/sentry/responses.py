@@ -54,6 +54,8 @@ class ApiCall:
     project: dict | None = None
     scopes: frozenset[str] = field(default_factory=frozenset)
     body: bytes = b""
+    visible: list[dict] | None = None
+    """The projects the token may see (None: every project; world `tokens[].projects`)."""
 
     def values(self, name: str) -> list[str]:
         """A repeatable parameter (`?project=1&project=2`)."""
@@ -108,6 +110,17 @@ def time_range(params: QueryParams, now: float, default_period: str | None) -> t
     if (bounds[0] is None) != (bounds[1] is None):
         raise BadRequest("start and end are both required")
     return bounds[0], bounds[1]
+
+
+def _moment(raw: str | None, name: str) -> float | None:
+    """One ISO 8601 bound (the incidents endpoint takes `start` alone, unlike the events ones)."""
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"{name} is not a valid ISO 8601 date") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def has_scope(granted: frozenset[str], required: tuple[str, ...]) -> bool:
@@ -180,12 +193,19 @@ class SentryResponse(SentryWriteResponses):  # the write side lives in write_res
             raise InvalidToken()
         path_params = dict(request.path_params)
         organization = self.backend.get_organization(path_params.pop("organization_id_or_slug"))
+        visible = self.backend.projects_for(credentials.strip())
         project = None
         if "project_id_or_slug" in path_params:
             project = self.backend.get_project(path_params.pop("project_id_or_slug"))
+            if visible is not None and project not in visible:
+                raise PermissionDenied()  # a project of a team the token's user is not on
         if not has_scope(scopes, endpoint.scopes):
             raise PermissionDenied()
-        return ApiCall(request.query_params, path_params, organization, project, scopes)
+        return ApiCall(request.query_params, path_params, organization, project, scopes, visible=visible)
+
+    def _projects(self, call: ApiCall, requested: list[str]) -> list[dict]:
+        """`project=` values resolved among the projects the token sees (none: all of those)."""
+        return self.backend.resolve_projects(requested, call.visible)
 
     def _injected(self, status: int, rate: RateLimitState) -> Response:
         if status == 429:
@@ -251,7 +271,7 @@ class SentryResponse(SentryWriteResponses):  # the write side lives in write_res
     # --- handlers: organisation directory --------------------------------------------------------
 
     def list_projects(self, call: ApiCall) -> list:
-        return self.backend.projects
+        return self.backend.projects if call.visible is None else call.visible
 
     def list_members(self, call: ApiCall) -> list:
         return self.backend.members
@@ -269,16 +289,29 @@ class SentryResponse(SentryWriteResponses):  # the write side lives in write_res
 
     def list_metric_alert_rules(self, call: ApiCall) -> list:
         requested = call.values("project")
-        projects = self.backend.resolve_projects(requested) if requested else None
+        projects = self._projects(call, requested) if requested or call.visible is not None else None
         return self.backend.list_metric_alert_rules(projects)
 
     def get_metric_alert_rule(self, call: ApiCall) -> dict:
         return self.backend.get_metric_alert_rule(call.path_params["alert_rule_id"])
 
+    # --- handlers: when alerts fired (incidents, open periods) -----------------------------------
+
+    def list_incidents(self, call: ApiCall) -> list:
+        projects = self._projects(call, call.values("project"))
+        start = _moment(call.params.get("start"), "start")
+        return self.backend.list_incidents(projects, call.params.get("alertRule"), start, call.params.get("status"))
+
+    def list_open_periods(self, call: ApiCall) -> list:
+        projects = self._projects(call, call.values("project"))
+        return self.backend.list_open_periods(projects, call.params.get("detectorId"),
+                                              _moment(call.params.get("start"), "start"),
+                                              _moment(call.params.get("end"), "end"))
+
     # --- handlers: workflow engine ---------------------------------------------------------------
 
     def list_detectors(self, call: ApiCall) -> list:
-        projects = self.backend.resolve_projects(call.values("project"))
+        projects = self._projects(call, call.values("project"))
         return self.backend.list_detectors(projects, call.values("id"), call.params.get("query", ""))
 
     def get_detector(self, call: ApiCall) -> dict:
@@ -286,7 +319,7 @@ class SentryResponse(SentryWriteResponses):  # the write side lives in write_res
 
     def list_workflows(self, call: ApiCall) -> list:
         requested = call.values("project")
-        projects = self.backend.resolve_projects(requested) if requested else None
+        projects = self._projects(call, requested) if requested or call.visible is not None else None
         return self.backend.list_workflows(projects, call.values("id"), call.params.get("query", ""))
 
     def get_workflow(self, call: ApiCall) -> dict:
@@ -303,7 +336,7 @@ class SentryResponse(SentryWriteResponses):  # the write side lives in write_res
         return self.backend.get_dashboard(call.path_params["dashboard_id"])
 
     def list_monitors(self, call: ApiCall) -> list:
-        projects = self.backend.resolve_projects(call.values("project"))
+        projects = self._projects(call, call.values("project"))
         return self.backend.list_monitors(projects, call.values("environment"))
 
     def get_monitor(self, call: ApiCall) -> dict:
@@ -337,7 +370,7 @@ class SentryResponse(SentryWriteResponses):  # the write side lives in write_res
         return self.backend.lookup_event(call.path_params["event_id"])
 
     def list_issues(self, call: ApiCall) -> list:
-        projects = self.backend.resolve_projects(call.values("project"))
+        projects = self._projects(call, call.values("project"))
         # Without `query` the endpoint searches `is:unresolved`; `query=` (empty) means everything.
         query = call.params.get("query")
         start, end = time_range(call.params, self.backend.hub.clock.now(), "14d")
@@ -345,7 +378,7 @@ class SentryResponse(SentryWriteResponses):  # the write side lives in write_res
                                           call.values("environment"), start, end, call.params.get("sort", "date"))
 
     def _selected_issues(self, call: ApiCall) -> list:
-        projects = self.backend.resolve_projects(call.values("project"))
+        projects = self._projects(call, call.values("project"))
         return self.backend.select_issues(projects, call.values("id"), call.params.get("query"),
                                           call.values("environment"))
 
@@ -370,7 +403,7 @@ class SentryResponse(SentryWriteResponses):  # the write side lives in write_res
 
     def list_events(self, call: ApiCall) -> Table:
         dataset = call.params.get("dataset") or "discover"
-        projects = self.backend.resolve_projects(call.values("project"))
+        projects = self._projects(call, call.values("project"))
         start, end = time_range(call.params, self.backend.hub.clock.now(), "14d")
         try:
             rows, meta = self.backend.events_table(
@@ -384,7 +417,7 @@ class SentryResponse(SentryWriteResponses):  # the write side lives in write_res
         """`GET O/events-timeseries/` (paymon.sandbox.sentry.timeseries)."""
         from paymon.sandbox.sentry.timeseries import timeseries
 
-        projects = self.backend.resolve_projects(call.values("project"))
+        projects = self._projects(call, call.values("project"))
         start, end = time_range(call.params, self.backend.hub.clock.now(), "24h")
         try:
             return timeseries(self.backend, projects, call.params, start, end)

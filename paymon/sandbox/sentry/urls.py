@@ -61,6 +61,14 @@ event_paths: list[Endpoint] = [
     Endpoint(f"{O}/events-timeseries/", "events_timeseries", ORG_READ),
 ]
 
+# When an alert fired (verified-2026-12.md §8): legacy incidents (`dateDetected`) and workflow-engine
+# open periods. Neither is in the public OpenAPI document (incidents: publish status unknown; open
+# periods: private), so they are kept apart from `url_paths`. Incidents: IncidentPermission's GET.
+incident_paths: list[Endpoint] = [
+    Endpoint(f"{O}/incidents/", "list_incidents", ("org:read", "alerts:read"), paginated=True, default_per_page=25),
+    Endpoint(f"{O}/open-periods/", "list_open_periods", ALERTS_ORG, paginated=True),
+]
+
 # SDK ingestion (Relay), authenticated by DSN key rather than bearer token.
 INGEST_PATHS = {"/api/{project_id}/envelope/": "envelope", "/api/{project_id}/store/": "store"}
 
@@ -76,7 +84,7 @@ def build_routes(responder) -> list:
         view.__name__ = endpoint.handler
         return view
 
-    routes = [Route(e.path, bind(e), methods=[e.method]) for e in [*url_paths, *event_paths]]
+    routes = [Route(e.path, bind(e), methods=[e.method]) for e in [*url_paths, *event_paths, *incident_paths]]
 
     def bind_ingest(kind: str):
         async def ingest_view(request):
