@@ -71,6 +71,9 @@ def _redact_cut_secrets(text: str, secrets: list[str]) -> str:
     """Parts of a known secret that a cut left: its head just before an ellipsis or at the end of
     the text, its tail just after an ellipsis or at the start. Exact matching misses them, and a
     tail carries no prefix for redaction by shape to see."""
+    # A DSN or URL is public but for its credentials, which are a spelling of their own: only
+    # those count as cut secrets (a text starting "o12.ingest.sentry.io/4507" is no leak).
+    secrets = [s for s in secrets if "://" not in s and "%3A%2F%2F" not in s]
     if not secrets:
         return text
     grams = {secret[i:i + _MIN_FRAGMENT] for secret in secrets for i in range(len(secret) - _MIN_FRAGMENT + 1)}
