@@ -209,3 +209,16 @@ def test_paymon_scrub_redacts_what_a_killed_run_left(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "paymon.cli", "scrub", str(tmp_path / "nothing")], env=env,
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "Traceback" not in missing.stderr
+
+
+def test_an_internal_error_shows_no_secret(tmp_path):
+    """pytest prints an INTERNALERROR traceback itself, outside any report: the terminal's own
+    stream is scrubbed."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
+    (tmp_path / "run" / "conftest.py").write_text(
+        "import os\n\ndef pytest_collection_modifyitems(items):\n    raise RuntimeError(os.environ['CRON_SECRET'])\n")
+    proc = forked_pytest.run([str(tmp_path / "run"), "-p", "no:cacheprovider", f"--junitxml={tmp_path / 'j.xml'}",
+                              f"--alluredir={tmp_path / 'allure'}"], cwd=REPO, env=_env(tmp_path), timeout=60)
+    assert proc.returncode == 3 and "INTERNALERROR" in proc.stdout and "[redacted]" in proc.stdout, proc.stdout
+    assert not _leaks(proc.stdout), proc.stdout
