@@ -306,10 +306,15 @@ def test_no_test_mode_event_in_production(sentry_client, spec, request):
 
 @pytest.mark.area("endpoints")
 @pytest.mark.criterion("Test mode not detected in production (§6)")
-def test_not_in_test_mode(payment_app):
+def test_not_in_test_mode(payment_app, spec, request):
     """Each checkout endpoint creates a live checkout: `test_mode: false` (the guide's worst failure:
-    every payment would be a test transaction, no revenue). One live checkout each, never opened."""
-    problems = []
+    every payment would be a test transaction, no revenue). One live checkout each, never opened.
+    An answer without `test_mode` is monitoring.yaml's interpretation (lemonsqueezy.md reads it
+    "if the app returns it"): it warns unless `interpretations.test_mode.checkout_answer` is required."""
+    from fixtures.outcome import fail_or_warn_interpretation
+    from paymon.findings.model import Finding
+
+    problems, unanswered = [], []
     with httpx.Client(timeout=TIMEOUT_S) as client:
         for path in CHECKOUTS:
             target = _json_target(payment_app, path)
@@ -320,11 +325,14 @@ def test_not_in_test_mode(payment_app):
             if not 200 <= response.status_code < 300:
                 raise TargetUnavailable(f"{path} answered {response.status_code}: cannot read its mode")
             mode = _json(response).get("test_mode")
-            if mode is not False:
+            if mode is None:
+                unanswered.append(Finding(path, "test_mode", "false", "missing", "field", "the checkout answer"))
+            elif mode is not False:
                 problems.append(f"{path}: test_mode expected false, actual {_show(mode)}")
     if problems:
         pytest.fail("Test mode detected in production: every payment would be a test transaction\n"
                     + "\n".join(f"  - {p}" for p in problems), pytrace=False)
+    fail_or_warn_interpretation(request, spec, "test_mode.checkout_answer", unanswered)
 
 
 def _show(value) -> str:

@@ -11,10 +11,16 @@ from fixtures.outcome import SentryP95Warning, fail_with, overridden
 pytestmark = pytest.mark.criterion("Performance monitoring enabled for payment endpoints")
 
 
-def test_performance_alert(budget, sentry):
+def test_performance_alert(budget, sentry, spec, request):
     """The endpoint's p95 alert exists, is enabled, watches this transaction in production and
-    fires at the warning and the critical budget with the declared actions."""
-    fail_with(sentry.performance_findings(budget))
+    fires at the warning and the critical budget with the declared actions. The window and the
+    actions are monitoring.yaml's, not the guide's (`interpretations`): a mismatch there warns."""
+    from fixtures.outcome import fail_or_warn_interpretations
+
+    fail_or_warn_interpretations(request, spec, sentry.performance_findings(budget), {
+        "performance.window": lambda f: f.field == "window",
+        "performance.actions": lambda f: f.field in ("warning actions", "critical actions"),
+    })
 
 
 @pytest.mark.area("production-health")

@@ -10,7 +10,7 @@ import warnings
 import pytest
 
 from paymon.findings.production import usage_reporting_findings
-from fixtures.outcome import UsageResolvedWarning, fail_with, overridden
+from fixtures.outcome import UsageResolvedWarning, fail_or_warn_interpretation, overridden
 
 pytestmark = pytest.mark.criterion("Usage reporting failure rate under the limit (§1 Alert 4)")
 
@@ -26,7 +26,8 @@ def test_usage_reporting_failure_rate(sentry_client, spec, record_property, requ
     record_property("usage_failure_rate", None if measured.rate is None else round(measured.rate, 4))
     if findings and overridden(request, "usage-failures", findings):
         return
-    fail_with(findings)
+    # The limit is monitoring.yaml's (the guide gives none): over it warns unless it is required.
+    fail_or_warn_interpretation(request, spec, "usage_reporting.max_failure_rate", findings)
     if measured.resolved_over_limit:
         request.node.user_properties.append(("verdict", "warning"))
         warnings.warn(UsageResolvedWarning(

@@ -29,6 +29,8 @@ Shape of `world["app"]` (see `worlds/app.json`):
                                                       afterwards (a fix deployed)
     knobs           webhook_secret               the LS signing secret the app verifies with
                     test_mode                    LEMONSQUEEZY_TEST_MODE: checkouts are test-mode
+                    answer_test_mode             the checkout answer carries `test_mode` (the reference
+                                                 app's does; lemonsqueezy.md reads it "if the app returns it")
                     skip_signature_verification  a broken app: accepts any X-Signature
                     error_rate                   fraction of requests answering 500, from Random(seed)
                     fail_endpoints               {endpoint path: status}: every request there (a
@@ -93,6 +95,7 @@ SYNTHETIC_USER = "paymon-synthetic"
 DEFAULT_KNOBS = {
     "webhook_secret": "sandbox-lemonsqueezy-webhook-secret",
     "test_mode": False,
+    "answer_test_mode": True,
     "skip_signature_verification": False,
     "error_rate": 0.0,
     "fail_endpoints": {},
@@ -339,8 +342,11 @@ class AppBackend:
             custom["email"] = email
         with self._lock:
             checkout = self.lemonsqueezy.create_checkout(self.variants[tier], custom, self.test_mode)
-        return {"url": checkout["attributes"]["url"], "test_mode": checkout["attributes"]["test_mode"],
-                "checkout_id": checkout["id"]}
+        answer = {"url": checkout["attributes"]["url"], "test_mode": checkout["attributes"]["test_mode"],
+                  "checkout_id": checkout["id"]}
+        if not self.knobs.get("answer_test_mode", True):
+            del answer["test_mode"]
+        return answer
 
     def create_payg_subscription(self, user_id: str = SYNTHETIC_USER) -> dict:
         """A PAYG checkout plus the app's pending row for the user: one row per user, however often."""
