@@ -75,6 +75,15 @@ def test_the_plugin_is_registered_through_a_pytest11_entry_point():
     assert installed.get("fixtures.plugin") == "fixtures.plugin", "reinstall: pip install -e ."
 
 
+def test_the_entry_point_and_the_root_conftest_register_it_once(pytestconfig):
+    # This very run loads both (the entry point, then conftest.py's pytest_plugins).
+    manager = pytestconfig.pluginmanager
+    registered = [plugin for plugin in manager.get_plugins() if getattr(plugin, "__name__", "") == "fixtures.plugin"]
+    assert len(registered) == 1 and manager.get_name(registered[0]) == "fixtures.plugin"
+    assert [name for name, _ in manager.list_name_plugin() if name.endswith("fixtures.redaction")] == [
+        "fixtures.redaction"]
+
+
 @pytest.mark.parametrize("form", ["space", "equals"])
 def test_a_path_option_outside_the_checkout_works_in_either_form(form, world, tmp_path):
     option = ["--sandbox-world", str(world)] if form == "space" else [f"--sandbox-world={world}"]
