@@ -208,6 +208,11 @@ APP_FAULTS = {
                                                          "delivery(ies) sent",
         "test_webhook_rejects_forged_signature": "correctly signed delivery: status expected 2xx, actual 500",
     },
+    # The post-deployment watch: the app's deploys in Sentry's releases and its errors around them.
+    "post-deploy-regression": {
+        "test_alerts_and_payment_errors_since_the_deploy": "Payment Failure Rate Spike: matching events in the "
+                                                           "2.5 h since the deploy towerofbabel-web@2026.12.1",
+    },
     # The runbook (the sandbox's GitLab) does not depend on the alerting generation either.
     "runbook-section-missing": {
         "test_runbook_has_every_response_procedure": "runbook #usage-reporting-failure (for Usage Reporting "
@@ -226,6 +231,15 @@ DRILL_FAULTS = {
     "pagerduty-nobody-acknowledges": {
         "test_on_call_confirmed_page": "expected acknowledged by the on-call engineer (Ada Okonkwo (PUONCAL)) "
                                        "within 600s, actual not acknowledged",
+    },
+}
+
+
+# Faults that leave a check nothing to judge: it says "could not check" (exit 3), never passes.
+COULD_NOT_CHECK_FAULTS = {
+    "no-deploy-recorded": {
+        "test_alerts_and_payment_errors_since_the_deploy": "could not check: no deploy to production recorded in "
+                                                           "Sentry for project towerofbabel-web",
     },
 }
 
@@ -258,7 +272,8 @@ def short_deadlines(tmp_path_factory):
 
 
 def test_every_fault_has_an_expectation():
-    assert set(EXPECTED) | set(APP_FAULTS) | set(DRILL_FAULTS) | set(WARNING_FAULTS) == set(FAULTS)
+    assert (set(EXPECTED) | set(APP_FAULTS) | set(DRILL_FAULTS) | set(COULD_NOT_CHECK_FAULTS)
+            | set(WARNING_FAULTS)) == set(FAULTS)
     assert not set(WARNING_FAULTS) & (set(EXPECTED) | set(APP_FAULTS) | set(DRILL_FAULTS))
     assert not set(EXPECTED) & set(APP_FAULTS) and not (set(EXPECTED) | set(APP_FAULTS)) & set(DRILL_FAULTS)
 
@@ -289,6 +304,12 @@ def test_drill_fault_fails_exactly_its_checks(fault, run_suite, short_deadlines)
                    (spec, "--drill", "checks/test_drill.py"))
 
 
+@pytest.mark.parametrize("fault", sorted(COULD_NOT_CHECK_FAULTS))
+def test_fault_leaves_its_checks_unable_to_check(fault, run_suite, short_deadlines):
+    _fails_exactly(apply_fault(golden_world("workflow"), fault), COULD_NOT_CHECK_FAULTS[fault], run_suite,
+                   short_deadlines, returncode=3)
+
+
 @pytest.mark.parametrize("fault", sorted(WARNING_FAULTS))
 def test_interpretation_fault_only_warns(fault, run_suite, short_deadlines):
     result = run_suite(*short_deadlines, world=apply_fault(golden_world("workflow"), fault))
@@ -299,9 +320,9 @@ def test_interpretation_fault_only_warns(fault, run_suite, short_deadlines):
         assert text in result.output, f"{check}: {text!r} not in:\n{result.output}"
 
 
-def _fails_exactly(world, expected, run_suite, short_deadlines):
+def _fails_exactly(world, expected, run_suite, short_deadlines, returncode=1):
     result = run_suite(*short_deadlines, world=world)
-    assert result.returncode == 1, result.output
+    assert result.returncode == returncode, result.output
     assert result.failed == set(expected), result.output
     for check, text in expected.items():
         message = result.failures[check]

@@ -709,6 +709,23 @@ def _runbook_link_dropped(sentry: dict, changed: _Changes) -> None:
             changed()
 
 
+# --- the post-deployment watch (the app's deploys in Sentry's releases, its errors around them) ------
+
+def _no_deploy_recorded(world: dict, changed: _Changes) -> None:
+    """Nobody records deploys in Sentry: the app's deploy job dropped `sentry-cli releases deploys
+    new`, and the older releases' production deploys are gone with it (releases stay)."""
+    history = _app(world, changed).setdefault("history", {})
+    kept = [d for d in history.get("deploys") or [] if d.get("environment") != "production"]
+    if len(kept) != len(history.get("deploys") or []):
+        history["deploys"] = kept
+        changed()
+    for release in (world.get("sentry") or {}).get("releases") or []:
+        deploys = [d for d in release.get("deploys") or [] if d.get("environment") != "production"]
+        if len(deploys) != len(release.get("deploys") or []):
+            release["deploys"] = deploys
+            changed()
+
+
 _WORLD_FAULTS: dict[str, Callable[[dict, _Changes], None]] = {
     "checkout-without-test-mode": _app_knob("answer_test_mode", False),
     "runbook-section-missing": _runbook_section_missing,
@@ -739,6 +756,8 @@ _WORLD_FAULTS: dict[str, Callable[[dict, _Changes], None]] = {
     "escalation-lead-after-two-hours": _pagerduty_lead_after_two_hours,
     "pagerduty-nobody-acknowledges": _pagerduty_nobody_acknowledges,
     "wrong-routing-key": _wrong_routing_key,
+    "post-deploy-regression": _app_history("payment_errors", {"per_hour": 2, "over": "8h", "after_deploy": 6.0}),
+    "no-deploy-recorded": _no_deploy_recorded,
     "slack-late": _slack_late,
     "pagerduty-late": _pagerduty_late,
 }
@@ -798,6 +817,9 @@ FAULTS: dict[str, str] = {
     "escalation-lead-after-two-hours": "PagerDuty: the escalation policy calls the engineering lead after 2 h, not 1 h",
     "pagerduty-nobody-acknowledges": "PagerDuty: the on-call engineer never acknowledges a page (drill)",
     "wrong-routing-key": "Sentry's PagerDuty service table holds a routing key PagerDuty does not know",
+    "post-deploy-regression": "payment app: checkout failures six times as frequent since the production deploy "
+                              "(2 an hour before it, 12 after)",
+    "no-deploy-recorded": "no deploy to production recorded in Sentry (the deploy job stopped recording them)",
     "slack-late": "Sentry's Slack posts arrive 5 s after the event",
     "pagerduty-late": "Sentry's page reaches PagerDuty 9 s after the event",
     "threshold": 'alert "Payment Failure Rate Spike": critical threshold 10 -> 20',

@@ -15,6 +15,8 @@ service's part holds exactly the JSON the real API returns, plus `knobs` for the
     dashboards          [DashboardDetailsModel]          the list endpoint derives summaries
     monitors            [Monitor]; monitor_checkins {monitor slug: [CheckIn], newest first}
     integrations        [OrganizationIntegrationResponse]
+    releases            [Release + "deploys": [Deploy]]  older releases (sentry/releases.py); the app's
+                                       recent deploys come from its history, relative to the clock
     knobs               page_size      largest page any list serves, even if the client asks
                                        for more per_page (small values force pagination)
                         rate_limit     {"limit", "window" (s), "concurrent_limit"} per token+endpoint
@@ -94,6 +96,7 @@ def golden_world(generation: str = "workflow") -> dict:
         "monitors": _data("monitors.json"),
         "monitor_checkins": _data("monitor-checkins.json"),
         "integrations": _data("integrations.json"),
+        "releases": _data("releases.json"),
         "knobs": copy.deepcopy(DEFAULT_KNOBS),
     }
     from paymon.sandbox.app import golden_app_world

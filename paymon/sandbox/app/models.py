@@ -27,6 +27,9 @@ Shape of `world["app"]` (see `worlds/app.json`):
                     test_mode_hours_ago  [h, ...]     the start-up guard fired h hours ago
                     resolved_issues ["text", ...]     issues whose title holds one were resolved
                                                       afterwards (a fix deployed)
+                    deploys, payment_errors           the app's deploys (recorded in Sentry's
+                                                      releases) and checkout failures around them
+                                                      (paymon/sandbox/app/deploys.py)
     knobs           webhook_secret               the LS signing secret the app verifies with
                     test_mode                    LEMONSQUEEZY_TEST_MODE: checkouts are test-mode
                     answer_test_mode             the checkout answer carries `test_mode` (the reference
@@ -73,6 +76,7 @@ import uuid
 from dataclasses import dataclass
 
 from paymon.sandbox.app.db import AppDB
+from paymon.sandbox.app.deploys import replay_deploys
 from paymon.sandbox.app.telemetry import AppTelemetry
 from paymon.sandbox.hub import Hub
 from paymon.sandbox.lemonsqueezy.models import APP_ONLY_KEYS, LemonSqueezyBackend, UsageReportingError
@@ -555,6 +559,7 @@ class AppBackend:
         for hours in history.get("test_mode_hours_ago") or []:
             with self.telemetry.at(now - float(hours) * 3600):
                 self.report(TEST_MODE_IN_PRODUCTION, "fatal", {"startup": "true"})
+        replay_deploys(self, history, now)  # the app's deploys, and its payment failures around them
         traffic = history.get("traffic") or {}
         rate = float(self.knobs["traces_sample_rate"])
         if traffic and rate > 0:

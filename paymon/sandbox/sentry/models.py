@@ -35,6 +35,7 @@ from paymon.sandbox.sentry.checkins import apply_checkin, public_checkin
 from paymon.sandbox.sentry.discover import EventsTable, sort_rows
 from paymon.sandbox.sentry.engine import DEFAULT_DELIVERY_DELAY, AlertEngine, AlertFiring
 from paymon.sandbox.sentry.events import EventStore, Issue, StoredEvent, normalise, serialize_event, serialize_issue
+from paymon.sandbox.sentry.releases import LAST_PER_ENVIRONMENT, ReleaseStore
 from paymon.sandbox.sentry.exceptions import (
     IngestRateLimited,
     IngestRejected,
@@ -129,6 +130,18 @@ class SentryBackend(HttpFaults):
         self.dual_written_alerts: str = knobs.get("dual_written_alerts", "workflow")
         # Sentry's Slack threading of repeat notifications (org options, on by default): engine._slack.
         self.slack_threads: dict = {"issue_alerts": True, "metric_alerts": True, **knobs.get("slack_threads", {})}
+        # When metric alerts and metric detectors are judged (engine.py's docstring has the source):
+        # "real" = on their query subscription's cadence (1 min for windows under 30 min, ...);
+        # a number of seconds = every alert that often. `detector_cadence` "new_api" (detectors
+        # every minute) or "migrated" (the legacy table); `evaluation_phase` "spread" (each
+        # subscription at its own offset) or seconds (every subscription at that offset).
+        self.evaluation_cadence = knobs.get("evaluation_cadence", "real")
+        self.detector_cadence: str = knobs.get("detector_cadence", "new_api")
+        self.evaluation_phase = knobs.get("evaluation_phase", "spread")
+        # Releases and deploys (releases.py): `deploys_listing` "last_per_environment" (the newest
+        # code: one deploy per project and environment) or "all" (older servers).
+        self.releases = ReleaseStore(world.get("releases", []), self.projects,
+                                     listing=knobs.get("deploys_listing", LAST_PER_ENVIRONMENT))
         self.events = EventStore(first_short_id=int(knobs.get("first_short_id", 42)))
         self._alert_firings: list[AlertFiring] = []
         self._outbox: list[dict] = []

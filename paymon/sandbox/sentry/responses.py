@@ -38,6 +38,7 @@ from paymon.sandbox.sentry.exceptions import (
     UpstreamUnavailable,
 )
 from paymon.sandbox.sentry.models import RateLimitState, SentryBackend
+from paymon.sandbox.sentry.releases import ReleaseResponses
 from paymon.sandbox.sentry.urls import Endpoint
 from paymon.sandbox.sentry.write_responses import SentryWriteResponses
 
@@ -134,7 +135,7 @@ def has_scope(granted: frozenset[str], required: tuple[str, ...]) -> bool:
     return False
 
 
-class SentryResponse(SentryWriteResponses):  # the write side lives in write_responses.py
+class SentryResponse(SentryWriteResponses, ReleaseResponses):  # writes: write_responses.py; releases: releases.py
     def __init__(self, backend: SentryBackend):
         self.backend = backend
 

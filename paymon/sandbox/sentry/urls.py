@@ -69,6 +69,14 @@ incident_paths: list[Endpoint] = [
     Endpoint(f"{O}/open-periods/", "list_open_periods", ALERTS_ORG, paginated=True),
 ]
 
+# Releases and deploys (verified-2026-12.md §7; releases.py): where paymon finds the latest deploy.
+# Kept apart from `url_paths` and validated against the 2026-08 spec by tests/test_post_deploy.py.
+RELEASES = ("project:read", "project:releases", "org:ci")
+release_paths: list[Endpoint] = [
+    Endpoint(f"{O}/releases/", "list_releases", RELEASES, paginated=True, default_per_page=25),
+    Endpoint(f"{O}/releases/{{version}}/deploys/", "list_release_deploys", RELEASES, paginated=True),
+]
+
 # SDK ingestion (Relay), authenticated by DSN key rather than bearer token.
 INGEST_PATHS = {"/api/{project_id}/envelope/": "envelope", "/api/{project_id}/store/": "store"}
 
@@ -85,6 +93,8 @@ def build_routes(responder) -> list:
         return view
 
     routes = [Route(e.path, bind(e), methods=[e.method]) for e in [*url_paths, *event_paths, *incident_paths]]
+
+    routes += [Route(e.path, bind(e), methods=[e.method]) for e in release_paths]
 
     def bind_ingest(kind: str):
         async def ingest_view(request):

@@ -1,0 +1,199 @@
+"""The post-deployment watch (paymon.findings.post_deploy) against the sandbox: the latest deploy found
+through Sentry's releases (both deploy listings), a regression named with its counts, no deploy as
+"could not check", paymon's own firings told apart from production's; and the releases emulator's
+answers validated against the 2026-08 spec."""
+
+from __future__ import annotations
+
+import httpx
+import jsonschema
+import pytest
+from openapi_support import load_spec, missing_specs, to_jsonschema
+
+from paymon.clients.sentry.client import SentryClient
+from paymon.config.spec import load_spec as load_monitoring_spec
+from paymon.config.target import Target
+from paymon.errors import TargetUnavailable
+from paymon.findings.post_deploy import findings, latest_deploy, watch
+from paymon.findings.snapshot import SentrySnapshot
+from paymon.sandbox.faults import apply_fault
+from paymon.sandbox.server import SandboxServer
+from paymon.sandbox.world import golden_world
+
+SPEC = load_monitoring_spec("monitoring.yaml")
+SPEC_08 = "sentry-openapi-2026-08.json"
+HOUR = 3600
+
+
+def _client(server) -> SentryClient:
+    target = Target("sandbox", sandbox=server.describe(), org=SPEC.organization, project=SPEC.project)
+    return SentryClient(target.sentry(), deadline=5)
+
+
+def _watch(server):
+    client = _client(server)
+    snapshot = SentrySnapshot(client, SPEC)
+    return watch(client, SPEC, {a.name: snapshot.alert(a.name) for a in SPEC.alerts}, server.clock.now())
+
+
+@pytest.mark.parametrize("generation", ["workflow", "legacy"])
+def test_golden_world_watches_the_production_deploy_and_finds_nothing(generation):
+    with SandboxServer(golden_world(generation)) as server:
+        report = _watch(server)
+    # The newest release (2026.12.2) went to staging only; the production deploy is 2.5 h old.
+    assert report.deploy.version == "towerofbabel-web@2026.12.1"
+    assert report.deploy.environment == "production" and report.deploy.name == "production #2330"
+    assert report.hours == pytest.approx(2.5, abs=0.01)
+    spike = next(a for a in report.alerts if a.name == "Payment Failure Rate Spike")
+    assert 3 <= spike.before <= 7 and 3 <= spike.after <= 7  # 2 an hour on both sides
+    assert findings(report, SPEC) == ([], [])
+    assert not any(a.firings for a in report.alerts)
+
+
+def test_regression_names_the_alert_its_query_and_both_counts():
+    with SandboxServer(apply_fault(golden_world("workflow"), "post-deploy-regression")) as server:
+        report = _watch(server)
+    failures, warnings = findings(report, SPEC)
+    assert [f.alert for f in failures] == ["Payment Failure Rate Spike"] and not warnings
+    spike = next(a for a in report.alerts if a.name == "Payment Failure Rate Spike")
+    line = failures[0].line()
+    assert f"before {spike.before}, after {spike.after}" in line and "payment_flow:checkout" in line
+    assert spike.after >= 5 * spike.before >= 15
+
+
+def test_no_deploy_recorded_could_not_check():
+    with SandboxServer(apply_fault(golden_world("workflow"), "no-deploy-recorded")) as server:
+        with pytest.raises(TargetUnavailable, match="no deploy to production recorded in Sentry"):
+            _watch(server)
+
+
+def test_a_stale_deploy_is_not_watched():
+    with SandboxServer(golden_world("workflow")) as server:
+        server.clock.advance(30 * HOUR)
+        with pytest.raises(TargetUnavailable, match=r"is 32\.5 h old, past post_deploy.watch_for \(26 h\)"):
+            _watch(server)
+
+
+@pytest.mark.parametrize("listing", ["last_per_environment", "all"])
+def test_a_rollback_to_an_older_release_is_the_latest_deploy_in_both_listings(listing):
+    world = golden_world("workflow")
+    world["sentry"]["knobs"]["deploys_listing"] = listing
+    with SandboxServer(world) as server:
+        now = server.clock.now()
+        releases = server.sentry.releases
+        # 2026.11.3 is redeployed an hour ago (a rollback), then 2026.12.1 again to staging.
+        releases.record_deploy("towerofbabel-web@2026.11.3", "production", now - HOUR, name="rollback")
+        releases.record_deploy("towerofbabel-web@2026.12.1", "staging", now - 600)
+        client = _client(server)
+        deploy = latest_deploy(client, "production", 25)
+        listed = client.get(client.org_path("releases", "towerofbabel-web@2026.11.3", "deploys"))
+    assert (deploy.version, deploy.name) == ("towerofbabel-web@2026.11.3", "rollback")
+    production = [d for d in listed if d["environment"] == "production"]
+    # The newest code keeps one deploy per project and environment; older servers list each.
+    assert len(production) == (1 if listing == "last_per_environment" else 2)
+    assert production[0]["name"] == "rollback"
+
+
+def _store(server, message: str, tags: dict, count: int, at: float) -> None:
+    server.sentry.store_events([{"message": message, "level": "error", "environment": "production",
+                                 "tags": tags} for _ in range(count)], received=[at + i for i in range(count)])
+
+
+def test_a_critical_alert_that_fired_since_the_deploy_fails_and_a_drill_firing_does_not():
+    with SandboxServer(golden_world("workflow")) as server:
+        now = server.clock.now()
+        # A drill's test-tagged events trip alert 2 an hour ago; production's own do 30 minutes ago.
+        _store(server, "Webhook processing failed (drill)", {"webhook": "true", "test": "true"}, 7, now - HOUR)
+        server.clock.advance(1)
+        report = _watch(server)
+        drill = next(a for a in report.alerts if a.name == "Webhook Processing Failure")
+        assert drill.firings and not drill.fired and report.notes  # paymon's own: listed, not judged
+        assert findings(report, SPEC) == ([], [])
+        _store(server, "Webhook processing failed", {"webhook": "true"}, 7, now - HOUR / 2)
+        server.clock.advance(1)
+        report = _watch(server)
+    failures, _ = findings(report, SPEC)
+    fired = [f for f in failures if f.field.startswith("fired since the deploy")]
+    assert [f.alert for f in fired] == ["Webhook Processing Failure"]
+    assert "severity critical" in fired[0].line()
+
+
+def test_releases_and_deploys_answers_match_the_08_spec():
+    missing = missing_specs(SPEC_08)
+    if missing:
+        pytest.fail(missing, pytrace=False)
+    spec = load_spec(SPEC_08)
+    o = "/api/0/organizations/{organization_id_or_slug}"
+
+    def validator(path):
+        schema = spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        return jsonschema.Draft7Validator(to_jsonschema(schema))
+
+    releases_schema, deploys_schema = validator(f"{o}/releases/"), validator(f"{o}/releases/{{version}}/deploys/")
+    world = golden_world("workflow")
+    world["sentry"]["knobs"]["page_size"] = 2  # every page validated
+    with SandboxServer(world) as server, httpx.Client(
+            base_url=server.base_url, headers={"Authorization": f"Bearer {server.sentry_token}"}) as http:
+        base = f"/api/0/organizations/{server.org}"
+        bodies, url = [], f"{base}/releases/"
+        while url:
+            response = http.get(url)
+            assert response.status_code == 200, response.text
+            bodies.append(response.json())
+            following = [part for part in response.headers["link"].split(", ") if 'results="true"' in part
+                         and 'rel="next"' in part]
+            url = following[0].split(";")[0].strip("<>") if following else None
+        releases = [r for body in bodies for r in body]
+        assert len(releases) == 4 and len(bodies) == 2
+        problems = [e.message for body in bodies for e in releases_schema.iter_errors(body)]
+        for release in releases:
+            deploys = http.get(f"{base}/releases/{release['version']}/deploys/")
+            assert deploys.status_code == 200
+            problems += [e.message for e in deploys_schema.iter_errors(deploys.json())]
+        assert http.get(f"{base}/releases/nope@1/deploys/").status_code == 404
+        only_production = http.get(f"{base}/releases/", params={"environment": "production"}).json()
+    assert not problems, problems[:5]
+    assert "towerofbabel-web@2026.12.2" not in {r["version"] for r in only_production}  # staging only
+
+
+@pytest.mark.parametrize("generation", ["workflow", "legacy"])
+def test_the_fatal_alert_fired_since_the_deploy_fails_in_either_generation(generation):
+    """Alert 6 ("any occurrence") is per-issue in both worlds (an issue rule, an issue workflow):
+    it keeps no incident, so its firing is a new issue of its selection since the deploy."""
+    world = golden_world(generation)
+    world["app"]["history"]["test_mode_hours_ago"] = [1]  # the start-up guard fired after the deploy
+    with SandboxServer(world) as server:
+        report = _watch(server)
+    failures, _ = findings(report, SPEC)
+    assert [f.alert for f in failures] == ["Test Mode Detected in Production"]
+    assert "new issue" in failures[0].line() and "severity fatal" in failures[0].line()
+
+
+def test_a_high_severity_alert_that_fired_since_the_deploy_is_a_warning():
+    with SandboxServer(golden_world("workflow")) as server:
+        now = server.clock.now()
+        server.sentry.store_events([{"message": "Lemon Squeezy signature verification failed", "level": "warning",
+                                     "environment": "production", "tags": {"webhook": "signature"}}
+                                    for _ in range(7)], received=[now - HOUR / 2 + i for i in range(7)])
+        server.clock.advance(1)
+        report = _watch(server)
+    failures, warnings = findings(report, SPEC)
+    assert not failures
+    assert [w.alert for w in warnings] == ["Webhook Signature Verification Failure Spike"]
+    assert "severity high" in warnings[0].line()
+
+
+def test_the_report_attaches_its_table_and_draws_its_chart_only_when_asked():
+    from paymon.reporting.charts import PNG_SIGNATURE
+    from paymon.reporting.post_deploy_charts import attachments
+
+    with SandboxServer(apply_fault(golden_world("workflow"), "post-deploy-regression")) as server:
+        report = _watch(server)
+    table_only = attachments(report, draw=False)
+    assert [a.kind for a in table_only] == ["csv"]
+    table = table_only[0].body
+    assert "towerofbabel-web@2026.12.1 (production #2330) to production" in table
+    spike = next(a for a in report.alerts if a.name == "Payment Failure Rate Spike")
+    assert f"Payment Failure Rate Spike,high,{spike.before},{spike.after},x" in table
+    drawn = attachments(report, draw=True)
+    assert [a.kind for a in drawn] == ["png", "csv"] and drawn[0].body.startswith(PNG_SIGNATURE)
