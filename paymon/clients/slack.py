@@ -99,7 +99,6 @@ class SentryApp:
         return f"app {self.app_id}" if self.app_id else f"bot user {self.bot_user}"
 
 
-
 class SlackReader:
     def __init__(self, settings: SlackSettings, timeout: float = 10.0):
         self.settings = settings
