@@ -163,3 +163,28 @@ def test_nobody_on_call_stops_before_the_first_poll(pagerduty):
     watch = watcher.wait_for(Delivery("PAYMON-TEST-N-PAGE", server.clock.now(), 300), event_id="c" * 32,
                              on_call_user_ids=set())
     assert "nobody is on call at level 1 of 'Payments Escalation'" in watch.cannot_arrive and watcher.polls == 0
+
+
+@pytest.mark.parametrize("pagerduty", [{"alert_grouping_parameters": {"type": "intelligent", "config": {}}}],
+                         indirect=True)
+def test_cleanup_resolves_paymons_alert_not_a_real_one_grouped_onto_its_incident(pagerduty):
+    from paymon.delivery.cleanup import resolve_own_alerts
+
+    server, client = pagerduty
+    backend = server.backend("pagerduty")
+    backend.enqueue(_event("PAYMON-TEST-G-PAGE synthetic", "WEB-3C", event_id="d" * 32))
+    server.clock.advance(5)
+    backend.enqueue(_event("Critical: Test Mode Detected in Production", "incident_1_77"))  # real, grouped on
+    server.clock.advance(5)
+    (incident,) = backend.incidents
+    ours = next(a.id for a in backend.alerts_of(incident) if a.alert_key == "WEB-3C")
+    assert resolve_own_alerts(client, incident.id, {ours}, "paymon cleanup") == "alerts"
+    assert backend.get_incident(incident.id).status == "triggered"  # the real page is still open
+    assert [a.status for a in backend.alerts_of(incident)] == ["resolved", "triggered"]
+    # Alone on its incident, paymon's alert takes the incident with it.
+    backend.enqueue(_event("PAYMON-TEST-H-PAGE synthetic", "WEB-4D"))
+    server.clock.advance(600)
+    backend.enqueue(_event("PAYMON-TEST-H-PAGE synthetic", "WEB-5E"))
+    server.clock.advance(5)
+    alone = next(i for i in backend.incidents if i.incident_key == "WEB-5E")
+    assert resolve_own_alerts(client, alone.id, set(alone.alert_ids), "paymon cleanup") == "incident"

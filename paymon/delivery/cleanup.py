@@ -32,6 +32,22 @@ def carries_marker(title: str) -> bool:
     return any(marker in title for marker in MARKERS)
 
 
+def resolve_own_alerts(client, incident_id: str, own: set[str], resolution: str) -> str:
+    """Resolve what paymon caused on one incident: the whole incident when every open alert on it
+    is paymon's, else only paymon's alerts (alert grouping may have put someone else's real alert
+    on the same incident, verified §13: that stays open). Returns "incident", "alerts" or "none"."""
+    alerts = client.incident_alerts(incident_id)
+    open_alerts = {a["id"] for a in alerts if a.get("status") != "resolved"}
+    if not open_alerts & own:
+        return "none"
+    if open_alerts <= own:
+        client.resolve(incident_id, resolution)
+        return "incident"
+    for alert_id in sorted(open_alerts & own):
+        client.resolve_alert(incident_id, alert_id)
+    return "alerts"
+
+
 def resolve_sentry_test_issues(client, query: str, markers: tuple[str, ...] = MARKERS) -> list[str]:
     """Resolve the unresolved issues matching `query` (always narrowed to test events) whose title
     carries one of `markers` (paymon's marker: its events' messages start with it). An issue the
@@ -138,8 +154,10 @@ def sweep_pagerduty(client, service_id: str, *, run_id: str, now: float, min_age
         if not _old_enough(leftover, min_age_s):
             result.left_alone.append(leftover)
             continue
-        client.resolve(incident["id"], "paymon: leftover test incident of an interrupted run "
-                                       f"(older than {min_age_s / 60:g} min), auto-resolved")
+        # Only paymon's alerts on it: someone's real alert grouped onto the incident stays open.
+        own = {a["id"] for a in client.incident_alerts(incident["id"]) if carries_marker(a.get("summary") or "")}
+        resolve_own_alerts(client, incident["id"], own, "paymon: leftover test incident of an interrupted run "
+                                                        f"(older than {min_age_s / 60:g} min), auto-resolved")
         result.resolved.append(leftover)
 
 

@@ -18,7 +18,9 @@ checks), the drill trips the production alerts themselves. For each alert of mon
      post by Sentry's app at or after the over-batch naming the alert or carrying the marker:
      metric alerts carry no event data, slack-api.md §6.2; a person or PagerDuty's app naming the
      alert never counts, nor a reply in the thread of an older notification), the PagerDuty
-     service (an incident opened after firing whose title names the alert or carries the marker),
+     service (an alert of Sentry's integration on the service, in whatever incident grouping put
+     it, created after firing, naming the alert or carrying the marker; then the page's
+     acknowledgement by the level-1 on-call, §9 "On-call engineer confirmed PagerDuty page received"),
      e-mail (only in the sandbox's outbox; against live services paymon cannot read anyone's
      mailbox, and says so). Names match as everywhere (paymon/rules/names.py). Afterwards only
      what carries the drill's marker is resolved; an incident matched by name alone is listed.
@@ -392,6 +394,7 @@ class Readback:
                  drift: float = 5.0, poll_interval: float = 1.0,
                  no_outbox_reason: str = "against live services paymon reads no mailbox",
                  progress: Progress = no_progress, sentry: SentryApp | None = None,
+                 sentry_integrations: list[dict] | None = None,
                  slack_blocked: Callable[[str], str | None] | None = None):
         self.slack_reader, self.pagerduty = slack_reader, pagerduty
         self.sentry = sentry if sentry is not None else SentryApp()
@@ -409,6 +412,13 @@ class Readback:
         self.polls = 0
         self.incidents: dict[str, str] = {}
         """incident id -> service id, for every incident carrying the drill's marker (to resolve afterwards)."""
+        self.sentry_integrations = sentry_integrations
+        """Sentry's integrations (GET /organizations/{org}/integrations/): whose PagerDuty alerts count."""
+        self._sentry_ids: dict[str, set[str]] = {}
+        self._incident_alerts: dict[str, tuple[int | None, list[dict]]] = {}
+        self.own_alerts: dict[str, set[str]] = {}
+        """incident id -> the drill's alerts on it (carrying the marker): cleanup resolves these, and
+        the incident only when nothing else is open on it."""
         self.named_only: dict[str, str] = {}
         """incident id -> title, for incidents matched by the alert's name alone: maybe a real page,
         so cleanup lists them and never touches them (issue 13 item 2)."""
@@ -490,28 +500,59 @@ class Readback:
         return retry_after
 
     def _poll_pagerduty(self, pending: list[Expected]) -> None:
+        """Each service's incidents since the drill (and any still open: grouping adds alerts to an
+        older one, verified §13), read through their alerts: only an alert of Sentry's integration
+        on the service counts (never another integration's or a person's incident naming the alert),
+        created after the drill fired, naming the alert or carrying the marker."""
         by_service: dict[str, list[Expected]] = {}
         for item in pending:
-            by_service.setdefault(item.target, []).append(item)
+            if item.arrived_at is None:
+                by_service.setdefault(item.target, []).append(item)
         for name, items in by_service.items():
             service = self._service(name)
             since = iso(min(i.fired_at for i in items) - 60)
-            incidents = self.pagerduty.incidents(since=since, service_id=service["id"])
+            incidents = {i["id"]: i for i in self.pagerduty.incidents(since=since, service_id=service["id"])}
+            for incident in self.pagerduty.open_incidents(service["id"]):
+                incidents.setdefault(incident["id"], incident)
+            sentry_ids = self._sentry_integrations(service)
+            alerts = [(incident, alert) for incident in incidents.values() for alert in self._alerts_of(incident)
+                      if sentry_ids is None or (alert.get("integration") or {}).get("id") in sentry_ids]
             for item in items:
                 # PagerDuty stamps whole seconds: compare with the second the drill fired in.
-                hits = [i for i in incidents if parse_iso(i["created_at"]) >= int(item.fired_at) - self.drift
-                        and incident_names_alert(i, item.alert, item.marker)]
+                hits = [(incident, alert) for incident, alert in alerts
+                        if parse_iso(alert["created_at"]) >= int(item.fired_at) - self.drift
+                        and incident_names_alert({"title": alert.get("summary")}, item.alert, item.marker)]
                 if hits:
-                    first = min(hits, key=lambda i: parse_iso(i["created_at"]))
-                    title = f"{first.get('title') or ''} {first.get('summary') or ''}"
-                    if has_marker(title, item.marker):
-                        self.incidents[first["id"]] = service["id"]
+                    incident, alert = min(hits, key=lambda hit: parse_iso(hit[1]["created_at"]))
+                    if has_marker(alert.get("summary") or "", item.marker):
+                        self.incidents[incident["id"]] = service["id"]
+                        self.own_alerts.setdefault(incident["id"], set()).add(alert["id"])
                     else:
-                        self.named_only[first["id"]] = first.get("title") or first["id"]
-                    item.arrived_at = parse_iso(first["created_at"])
-                    item.evidence = {"incident": first["id"], "title": first.get("title"),
-                                     "urgency": first.get("urgency"), "created_at": first["created_at"]}
+                        self.named_only[incident["id"]] = incident.get("title") or incident["id"]
+                    item.arrived_at = parse_iso(alert["created_at"])
+                    item.evidence = {"incident": incident["id"], "alert": alert["id"], "title": incident.get("title"),
+                                     "urgency": incident.get("urgency"), "created_at": alert["created_at"]}
         self._poll_acknowledgements([i for i in pending if i.awaits_acknowledgement])
+
+    def _alerts_of(self, incident: dict) -> list[dict]:
+        """The incident's alerts, read again only when its alert count changed."""
+        count = (incident.get("alert_counts") or {}).get("all")
+        cached = self._incident_alerts.get(incident["id"])
+        if cached is None or count is None or cached[0] != count:
+            cached = (count, self.pagerduty.incident_alerts(incident["id"]))
+            self._incident_alerts[incident["id"]] = cached
+        return cached[1]
+
+    def _sentry_integrations(self, service: dict) -> set[str] | None:
+        """The service's integrations Sentry sends with (its service table's key); None: unknown."""
+        if self.sentry_integrations is None:
+            return None
+        if service["id"] not in self._sentry_ids:
+            from paymon.delivery.endtoend import sentry_integration_ids
+
+            detail = self.pagerduty.service(service["id"], integrations=True)
+            self._sentry_ids[service["id"]] = sentry_integration_ids(detail, self.sentry_integrations)
+        return self._sentry_ids[service["id"]]
 
     def _on_call(self, service: dict) -> dict[str, str]:
         """user id -> name of everyone on call at level 1 of the service's escalation policy."""
