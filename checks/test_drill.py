@@ -5,6 +5,10 @@ the issue's firstSeen), and from the events sent plus one evaluation update of t
 (monitoring.yaml `delivery.evaluation`); both figures are recorded. In the sandbox a just-under
 batch (`threshold` events) must also stay silent.
 
+§9 "On-call engineer confirmed PagerDuty page received" is proven here, and only here: the drill
+is where paymon pages for real (once per drilled PagerDuty action), and the page counts as
+confirmed once the level-1 on-call acknowledged it within delivery.pagerduty.acknowledge_within.
+
 Deselected unless the drill is on (`--drill`; default on in the sandbox, off live: it pages people).
 See paymon/delivery/drill.py and fixtures/drill.py.
 """
