@@ -25,7 +25,7 @@ from paymon.errors import SettingsError
 DEFAULT_BASE_URL = "https://sentry.io"
 READ_SCOPES = ("org:read", "project:read", "alerts:read", "event:read", "member:read")
 SLACK_DEFAULT_BASE_URL = "https://slack.com/api/"
-SLACK_READ_SCOPES = "channels:read, groups:read, channels:history, groups:history"
+SLACK_READ_SCOPES = "channels:read, groups:read, channels:history, groups:history, users:read, users:read.email"
 PAGERDUTY_DEFAULT_BASE_URL = "https://api.pagerduty.com"
 
 REDACTED = "[redacted]"
