@@ -226,6 +226,15 @@ def test_a_status_line_only_where_the_cursor_can_move(monkeypatch, env, tty):
     display.close()
 
 
+def test_the_status_line_is_scrubbed_though_it_goes_straight_to_the_terminal(monkeypatch):
+    monkeypatch.setenv("PAGERDUTY_API_TOKEN", "u+Abcdefghijklmnopqrst")
+    out = TTY()
+    display = WaitDisplay(Reporter(out), tty=True)
+    display.show(record(waiting_for="PAYMON-TEST-AB12-PAGE u+Abcdefghijklmnopqrst"))
+    assert "u+Abcdefghijklmnopqrst" not in out.getvalue() and "[redacted]" in out.getvalue()
+    display.close()
+
+
 def test_in_a_log_plain_lines_between_pytests_never_inside_them():
     out = io.StringIO()
     reporter = Reporter(out, currentfspath=Path(REPO) / "checks" / "test_delivery.py")
