@@ -360,6 +360,9 @@ def test_a_page_that_never_comes_is_shown_to_the_end(run_suite, slow_world, tmp_
     assert len(stopped) == 1 and stopped[0].group(1) == "stopped"
     assert re.fullmatch(r": PAYMON-TEST-\w+-PAGE not seen", stopped[0].group(7))
     assert any("past the deadline" in line for line in ours)
+    # Written past pytest's capture, as it happened: not kept for the failed check's report.
+    failures = run.output.index("= FAILURES =")
+    assert all(run.output.index(line) < failures for line in ours) and len(set(ours)) == len(ours), run.output
 
 
 def test_the_drill_shows_what_it_reads_back(run_suite):
