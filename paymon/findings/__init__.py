@@ -9,6 +9,7 @@ actual; model.py). An empty list is a pass.
     runbook.py       §6's runbook: sections, review date, the alerts' links to it
     channels.py      §3 channel purposes and the on-call person's membership
     incident_log.py  alerts 3 and 5's "incident log entry": Sentry's incident record
+    post_deploy.py   §7 post-deployment: the latest deploy, what fired and which errors rose since it
 
 May import: paymon.errors, paymon.config, paymon.clients, paymon.rules.
 """

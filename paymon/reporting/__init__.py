@@ -9,6 +9,7 @@
     weekly.py         the weekly review page from stored run summaries
     attachments.py, charts.py, timeline.py, measurements.py   what a check attaches and records
     review_plots.py, review_attach.py                        the reviews' plots and tables
+    post_deploy_charts.py                                    the post-deployment watch's table and chart
 
 The pytest side (hooks) lives in fixtures/reporting.py; these modules know nothing of pytest.
 May import: paymon.errors, config, clients, rules, findings, delivery, probes, reviews (never remedy).
