@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from paymon.clients.sentry import api
-from paymon.clients.sentry.api import configured_project_id, discover_time
+from paymon.clients.sentry.api import configured_project_id
 from paymon.config.spec import AlertSpec, Spec
 from paymon.errors import TargetUnavailable
 from paymon.findings.model import Finding
