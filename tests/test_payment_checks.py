@@ -104,10 +104,10 @@ def test_too_few_samples_is_inconclusive_and_says_how_many(run_suite):
 
 
 def test_live_canary_warns_when_it_cannot_tell_and_fails_on_what_it_proves(run_suite, scaled_spec):
-    """`--target live` at the live sample size (20) against an app that really takes 50 ms: against
-    the real budget (critical 1000 ms) 20 samples prove nothing, so the check passes with a visible
-    warning naming n and the samples that would settle it; against a budget it provably breaks
-    (critical 40 ms) the canary fails."""
+    """`--target live` at the gate profile's sample size (3) against an app that really takes 50 ms:
+    against the real budget (critical 1000 ms) 3 samples prove nothing, so the check passes with a
+    visible warning naming n and the samples that would settle it; against a budget it provably
+    breaks (critical 40 ms: every sample over it) the canary fails."""
     from paymon.sandbox.server import SandboxServer
 
     world = _world(latency_ms={"default": {"p50": 3, "p95": 6}, PRO: 50})
@@ -118,7 +118,7 @@ def test_live_canary_warns_when_it_cannot_tell_and_fails_on_what_it_proves(run_s
         proven = run_suite(check, "--target=live", "--probe-rate=20", scaled_spec({PRO: (10, 40)}), env=env)
     assert unsure.returncode == 0, unsure.output
     assert unsure.passed == {f"test_endpoint_p95[{PRO}]"} and "PaymentProbeWarning" in unsure.output
-    warning = re.search(rf"inconclusive at n=20: {re.escape(PRO)}: p95 .*", unsure.output)
+    warning = re.search(rf"inconclusive at n=3: {re.escape(PRO)}: p95 .*", unsure.output)
     assert warning, unsure.output
     assert "samples in total would settle it" in warning.group(0) and "--probe-samples=" in warning.group(0)
     assert proven.returncode == 1, proven.output
@@ -153,7 +153,7 @@ def test_probe_cli_and_check_agree_on_the_same_samples(latencies_ms, live, monke
     cli_outcome = json.loads(capsys.readouterr().out)["outcome"]
 
     request = SimpleNamespace(node=SimpleNamespace(user_properties=[]))
-    app = AppSettings("http://app.invalid", live, 20, 1.0)
+    app = AppSettings("http://app.invalid", live, 20, 1.0, canary=live)
     done = Future()
     done.set_result(report)
     with warnings.catch_warnings(record=True) as warned:

@@ -470,6 +470,10 @@ class RunbookSpec(_Model):
     """Anchors of §6's response procedures: each must be a section with numbered steps."""
     reviewed_within: Seconds = 31 * 86400
     """The runbook's own "Last reviewed: YYYY-MM-DD" line must be at most this old."""
+    update_after_firings: int = Field(default=1, ge=1)
+    """§7 "Update runbook as new issues discovered": an alert that fired this often since its
+    section last changed (the file's history) is a finding of the scheduled review."""
+    update_outcome: Literal["fail", "warn"] = "warn"
 
     @field_validator("url", "source")
     @classmethod
@@ -659,8 +663,12 @@ def load_spec(path: str | Path = DEFAULT_SPEC_PATH) -> Spec:
 
 def parse_spec(text: str, source: str = "monitoring.yaml") -> Spec:
     try:
-        # libyaml's safe loader where PyYAML has it: the same documents, ~10x faster (every run, every worker).
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        # libyaml's safe loader where PyYAML has it: the same documents, ~10x faster (every run, every
+        # worker). A broken file is parsed again by the pure-Python loader, whose marks are exact.
+        try:
+            data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        except yaml.YAMLError:
+            data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
