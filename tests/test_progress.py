@@ -316,11 +316,15 @@ def check_output(output: str, verbose: bool = False) -> list[str]:
     ours = [line for line in output.splitlines() if "paymon: " in line and "waiting for" in line]
     for line in ours:
         assert WAITING.fullmatch(line) or DONE.fullmatch(line), f"spliced: {line!r}"
+    lines = output.splitlines()
+    # The results come before pytest's first section after them (warnings, failures, summary).
+    lines = lines[:next((i for i, line in enumerate(lines)
+                         if re.match(r"[=_-]{3,} (?!test session starts)", line)), len(lines))]
     if verbose:  # `checks/test_delivery.py::test_slack_delivery PASSED   [ 50%]`, its name alone before our lines
-        results = [line for line in output.splitlines() if line.startswith("checks/")]
+        results = [line for line in lines if line.startswith("checks/")]
         pattern = re.compile(r"checks/\S+ ((PASSED|FAILED)( +\[ *\d+%\])?)?")
     else:
-        results = [line for line in output.splitlines() if re.match(r"checks/|[.FEsxX]+(\s|$)", line)]
+        results = [line for line in lines if re.match(r"checks/|[.FEsxX]+(\s|$)", line)]
         pattern = PYTEST_RESULTS
     assert results and all(pattern.fullmatch(line) for line in results), results
     return ours

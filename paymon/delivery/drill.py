@@ -650,14 +650,24 @@ and several alerts post to #payments-alerts."""
 
 def _drill_progress(expected: list[Expected], pending: list[Expected], now: float, done: bool = False
                     ) -> WaitProgress:
+    """What the drill still waits for; a page already seen waits for its acknowledgement, whose
+    deadline (counted from the incident) is then the one that matters."""
     start = min(e.fired_at for e in expected)
     alerts = list(dict.fromkeys(e.alert for e in pending))
     if len(alerts) == 1:
-        waiting_for = f"{alerts[0]}: {', '.join(e.label for e in pending)}"
+        labels = [f"{e.label} (acknowledgement)" if e.awaits_acknowledgement else e.label for e in pending]
+        waiting_for = f"{alerts[0]}: {', '.join(labels)}"
     else:
         waiting_for = f"{len(pending)} actions of {len(alerts)} alerts" if pending else ""
-    return WaitProgress("the drill", waiting_for, now - start,
-                        max(e.fired_at + e.deadline_s for e in expected) - start, done=done)
+    deadline = max(_deadline(e) for e in expected)
+    return WaitProgress("the drill", waiting_for, now - start, deadline - start, done=done)
+
+
+def _deadline(item: Expected) -> float:
+    """The delivery's deadline, or once a page arrived that must be acknowledged, the acknowledgement's."""
+    if item.kind == "pagerduty" and item.acknowledge_within is not None and item.arrived_at is not None:
+        return item.arrived_at + item.acknowledge_within
+    return item.fired_at + item.deadline_s
 
 
 def _acknowledge_by(item: Expected) -> float:
