@@ -4,8 +4,12 @@ events Sentry really received and the notifications Slack and PagerDuty really g
 - Post-Deployment: "Verify no false positives from alert rules" — each alert replayed over the last
   week: none would fire more often than monitoring.yaml's `backtest.noisy_firings_per_week`, and
   none is blind (its events occurred, its peak never came near its threshold).
-- Ongoing: "Weekly review of payment failure trends", "Monthly review of alert rule effectiveness"
-  (every alert that fired reached someone), "Quarterly review of performance thresholds".
+- Ongoing: "Weekly review of payment failure trends" (last week over `reviews.failure_trend.max_ratio`
+  times the week before is a finding), "Monthly review of alert rule effectiveness" (every alert
+  that fired reached someone), "Quarterly review of performance thresholds" (a budget breached in
+  more than `reviews.budgets.max_breached_share` of the weeks is a finding), "Update runbook as new
+  issues discovered" (an alert that fired since its runbook section last changed, by the file's
+  history and Sentry's incident log, is listed; from `runbook.update_after_firings` on, a finding).
 
 Scheduled: these run only with `--reviews` (the scheduled CI job); each attaches its plot and tables.
 """
@@ -82,6 +86,33 @@ def test_payment_failure_trend_reviewed(reviews, spec, record_property, request)
         record_property("payment_failures_last_week", change.last_week)
         record_property("payment_failures_week_before", change.week_before)
     _fail_or_warn(request, trend_findings(trend, spec.reviews.failure_trend), spec.reviews.failure_trend.outcome)
+
+
+@pytest.mark.criterion("Update runbook as new issues discovered")
+def test_runbook_updated_after_alerts_fired(reviews, spec, pytestconfig, request, record_property):
+    """Each alert's firings (Sentry's incident log, the last 90 days) against when its runbook
+    section last changed (GitLab's blame of the file): firings after the change are issues the
+    runbook has not learnt from. Issue alerts keep no incident log and are not judged."""
+    from fixtures.plugin import _spec_path
+    from paymon.clients.runbook import read_runbook, read_runbook_history
+    from paymon.findings.incident_log import firing_times
+    from paymon.findings.runbook import parse_runbook, update_findings
+    from paymon.findings.snapshot import SentrySnapshot
+
+    settings = reviews.target.runbook(spec.runbook, str(_spec_path(pytestconfig).parent))
+    runbook = parse_runbook(read_runbook(settings).text)
+    stamps = read_runbook_history(settings)
+    snapshot = SentrySnapshot(reviews.sentry, spec)
+    firings = {}
+    for alert_spec in spec.alerts:
+        alert = snapshot.alert(alert_spec.name)
+        firings[alert_spec.name] = None if alert is None else firing_times(
+            alert, reviews.sentry, snapshot.project["id"], reviews.now - 90 * 86400, reviews.now)
+    lines, listed = update_findings(spec, runbook, stamps, firings, spec.runbook.update_after_firings)
+    record_property("runbook_alerts_fired_since_their_section_changed",
+                    ", ".join(f"{u.alert} ({len(u.fired_at)})" for u in listed) or "none")
+    record_property("runbook_alerts_not_judged", ", ".join(n for n, f in firings.items() if f is None) or "none")
+    _fail_or_warn(request, lines, spec.runbook.update_outcome)
 
 
 def _fail_or_warn(request, lines: list[str], outcome: str) -> None:

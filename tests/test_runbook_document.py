@@ -167,3 +167,71 @@ def test_the_live_token_is_sent_and_never_shown():
     assert settings.token.get_secret_value() == "glpat-abcdefghijklmnop"
     assert "glpat" not in repr(settings) and "glpat" not in settings.where
     assert "glpat-abcdefghijklmnop" in Target("live", environ={"PAYMON_RUNBOOK_TOKEN": "glpat-abcdefghijklmnop"}).secrets()
+
+
+# --- §7 "Update runbook as new issues discovered": firings since a section last changed ----------
+
+def _unlearnt(sections_changed_days_ago: float):
+    from paymon.cli.review import open_review_session
+    from paymon.clients.runbook import read_runbook_history
+    from paymon.findings.incident_log import firing_times
+    from paymon.findings.runbook import update_findings
+    from paymon.findings.snapshot import SentrySnapshot
+
+    world = golden_world("workflow")
+    file = world["gitlab"]["projects"][0]["files"]["docs/payment-monitoring.md"]
+    file["sections_changed_days_ago"] = {a: sections_changed_days_ago for a in file["sections_changed_days_ago"]}
+    with open_review_session("sandbox", SPEC, history_days=14, world=world) as session:
+        settings = session.target.runbook(SPEC.runbook)
+        runbook = parse_runbook(read_runbook(settings).text)
+        stamps = read_runbook_history(settings)
+        snapshot = SentrySnapshot(session.sentry, SPEC)
+        firings = {a.name: firing_times(snapshot.alert(a.name), session.sentry, snapshot.project["id"],
+                                        session.now - 90 * 86400, session.now) for a in SPEC.alerts}
+        return update_findings(SPEC, runbook, stamps, firings, SPEC.runbook.update_after_firings), firings
+
+
+def test_alerts_that_fired_after_their_section_changed_are_findings():
+    (lines, listed), firings = _unlearnt(sections_changed_days_ago=40)
+    named = {u.alert for u in listed}
+    # the generated week: a checkout burst, a webhook outage, replayed signatures, a discrepancy
+    assert {"Webhook Processing Failure", "Webhook Signature Verification Failure Spike",
+            "Reconciliation Discrepancy Detected"} <= named, (lines, firings)
+    assert any(line.startswith("Webhook Processing Failure: fired") and "add what was learnt" in line for line in lines)
+    assert firings["Test Mode Detected in Production"] is None  # an issue alert: no incident log to judge
+
+
+def test_sections_changed_after_the_firings_leave_nothing_to_learn():
+    (lines, listed), firings = _unlearnt(sections_changed_days_ago=0.2)
+    assert lines == [] and listed == []
+    assert any(firings[name] for name in firings if firings[name] is not None)  # the alerts did fire
+
+
+def test_blame_ranges_follow_the_sections():
+    from paymon.clients.runbook import read_runbook_history
+
+    from paymon.findings.runbook import section_changed_at
+
+    with SandboxServer(golden_world("workflow"), clock=SandboxClock(start=NEW_YEAR)) as server:
+        settings = _sandbox_runbook(server)
+        text = read_runbook(settings).text
+        stamps = read_runbook_history(settings)
+    runbook = parse_runbook(text)
+    assert len(stamps) == len(text.splitlines())  # one stamp per line, in file order
+    assert round((NEW_YEAR - section_changed_at(runbook.sections["payment-failure-spike"], stamps)) / 86400) == 1
+    assert round((NEW_YEAR - section_changed_at(runbook.sections["escalation"], stamps)) / 86400) == 120
+
+
+def test_a_repository_files_history_comes_from_git_blame(tmp_path):
+    import subprocess
+
+    from paymon.clients.runbook import read_runbook_history
+
+    run = lambda *args: subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)  # noqa: E731
+    run("init", "-q")
+    (tmp_path / "runbook.md").write_text("# R\n## A\n1. step\n")
+    run("add", "runbook.md")
+    run("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "r",
+        "--date", "2026-11-01T00:00:00Z")
+    stamps = read_runbook_history(RunbookSettings(path=str(tmp_path / "runbook.md")))
+    assert len(stamps) == 3 and len(set(stamps)) == 1

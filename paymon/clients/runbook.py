@@ -87,3 +87,51 @@ def _document(response: httpx.Response, settings: RunbookSettings, secrets) -> R
     except (KeyError, TypeError, ValueError):
         pass
     return RunbookDocument(response.text, where, served_at)
+
+
+def read_runbook_history(settings: RunbookSettings, timeout: float = 10.0) -> list[float]:
+    """When each line of the runbook last changed (epoch seconds, one per line, in file order):
+    GitLab's blame endpoint beside the raw one (`.../files/:file_path/blame?ref=`, its ranges'
+    `commit.committed_date`), or `git blame` of a repository file. TargetUnavailable otherwise."""
+    if settings.path is not None:
+        return _git_blame(settings.path)
+    url = settings.url or ""
+    head, sep, tail = url.partition("/raw")
+    if not sep or (tail and not tail.startswith(("?", "/"))):
+        raise TargetUnavailable(f"runbook {settings.where}: its history is read from GitLab's blame API, beside "
+                                "the raw-file URL (runbook.source: .../files/<path>/raw?ref=...)")
+    headers = {"User-Agent": "paymon/runbook"}
+    if settings.token is not None:
+        headers[settings.token_header] = settings.token.get_secret_value()
+    try:
+        response = httpx.get(head + "/blame" + tail, headers=headers, timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise ServiceError(redact(f"runbook history {settings.where}: {type(exc).__name__}: {exc}",
+                                  [settings.token])) from None
+    if response.status_code != 200:
+        raise TargetUnavailable(f"runbook history {settings.where}: blame answered HTTP {response.status_code}")
+    stamps = []
+    for block in response.json():
+        when = _iso((block.get("commit") or {}).get("committed_date"))
+        stamps += [when] * len(block.get("lines") or [])
+    return stamps
+
+
+def _iso(text) -> float:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise TargetUnavailable(f"runbook history: a commit date GitLab sent is unreadable: {text!r}") from None
+
+
+def _git_blame(path: str) -> list[float]:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "blame", "--line-porcelain", "--", Path(path).name], cwd=Path(path).parent,
+                             capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise TargetUnavailable(f"runbook history {path}: git blame failed ({exc})") from None
+    return [float(line.split()[1]) for line in out.splitlines() if line.startswith("committer-time ")]

@@ -43,3 +43,30 @@ def incident_log(alert_spec: AlertSpec, alert: Alert, client, project_id, now: f
         raise TargetUnavailable(f"{alert_spec.name}: Sentry's incident log ({where}) is not served by this "
                                 "Sentry, so no entry can be shown to exist")
     return [], entries
+
+
+def firing_times(alert: Alert, client, project_id, start: float, end: float) -> list[float] | None:
+    """When the alert fired in [start, end], from Sentry's incident log: a metric alert's incidents
+    (`dateDetected`, the update that tripped it, verified §8) or a detector's open periods (`start`).
+    None for an issue alert (no incident log) or a log this Sentry does not serve."""
+    from datetime import datetime
+
+    kind = alert.source.split(" ", 1)[0]
+    if kind == "metric_alert":
+        entries = api.list_incidents(client, alert.raw_ids[0], project_id, start)
+        key = "dateDetected"
+    elif kind == "detector":
+        entries = api.list_open_periods(client, alert.raw_ids[0], start, end)
+        key = "start"
+    else:
+        return None
+    if entries is None:
+        return None
+    times = []
+    for entry in entries:
+        stamp = entry.get(key) or entry.get("dateStarted")
+        if stamp:
+            at = datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
+            if start <= at <= end:
+                times.append(at)
+    return sorted(times)

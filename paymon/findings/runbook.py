@@ -48,6 +48,8 @@ class Section:
     anchor: str
     level: int
     lines: list[str] = field(default_factory=list)
+    start: int = 0
+    """Index of its heading line in the document; its lines follow it."""
     steps: int = 0
     """Numbered list items in the section (its sub-sections included; not inside code blocks)."""
 
@@ -66,7 +68,7 @@ def parse_runbook(text: str) -> Runbook:
     seen: dict[str, int] = {}
     in_fence = False
     last_reviewed, reviewed_text = None, None
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines()):
         if _FENCE.match(line):
             in_fence = not in_fence
         heading = None if in_fence else _HEADING.match(line)
@@ -78,7 +80,7 @@ def parse_runbook(text: str) -> Runbook:
                 anchor = f"{base}-{seen[base]}"
             else:
                 seen[base] = 0
-            section = Section(title, anchor, level)
+            section = Section(title, anchor, level, start=number)
             sections[anchor] = section
             open_sections = [s for s in open_sections if s.level < level] + [section]
             continue
@@ -186,3 +188,44 @@ def _rule_lists(issue_rules) -> list[list[dict]]:
     if isinstance(issue_rules, dict):
         return list(issue_rules.values())
     return [issue_rules or []]
+
+
+# --- §7 Ongoing "Update runbook as new issues discovered" -------------------------------------------
+
+def section_changed_at(section: Section, line_stamps: list[float]) -> float | None:
+    """When the section (heading and body, sub-sections included) last changed, from per-line history."""
+    stamps = line_stamps[section.start:section.start + 1 + len(section.lines)]
+    return max(stamps) if stamps else None
+
+
+@dataclass(frozen=True)
+class UnlearntAlert:
+    alert: str
+    anchor: str
+    changed_at: float
+    fired_at: list[float]
+
+
+def update_findings(spec: Spec, runbook: Runbook, line_stamps: list[float], firings: dict[str, list[float] | None],
+                    after_firings: int) -> tuple[list[str], list[UnlearntAlert]]:
+    """Alerts that fired at least `after_firings` times since their runbook section last changed:
+    what happened is not in the runbook yet. `firings`: alert -> when it fired (None: not known,
+    e.g. an issue alert, which keeps no incident log)."""
+    lines, listed = [], []
+    for alert in spec.alerts:
+        section = runbook.sections.get(alert.runbook.lstrip("#"))
+        fired = firings.get(alert.name)
+        if section is None or fired is None:
+            continue
+        changed = section_changed_at(section, line_stamps)
+        since = sorted(t for t in fired if changed is None or t > changed)
+        if since:
+            listed.append(UnlearntAlert(alert.name, alert.runbook, changed or 0.0, since))
+        if len(since) >= after_firings:
+            lines.append(f"{alert.name}: fired {len(since)} time(s) since its runbook section {alert.runbook} last "
+                         f"changed ({_date(changed)}), last on {_date(since[-1])}: add what was learnt")
+    return lines, listed
+
+
+def _date(epoch: float | None) -> str:
+    return "never" if epoch is None else datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -11,6 +11,12 @@ World shape (`world["gitlab"]`):
 before the sandbox clock at start, so a golden runbook is as fresh on any day the suite runs (the
 app's history is dated the same way).
 
+History, for the blame endpoint (`GET .../files/:file_path/blame?ref=`, docs.gitlab.com/api/
+repository_files/#get-file-blame-from-repository: `[{"commit": {...}, "lines": [...]}]`, ranges of
+consecutive lines last changed by one commit, in file order): `changed_days_ago` (every line, default
+90) and `sections_changed_days_ago` {"#anchor": days}: a later commit that rewrote that section
+(its heading to the next heading of the same or a higher level).
+
 Behaviour, after GitLab (docs.gitlab.com/api/rest/authentication/, .../api/repository_files/):
 - the token comes in `PRIVATE-TOKEN` or `Authorization: Bearer`; an unknown one is 401
   `{"message":"401 Unauthorized"}` whatever the project;
@@ -23,13 +29,15 @@ Behaviour, after GitLab (docs.gitlab.com/api/rest/authentication/, .../api/repos
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, unquote
 
-_RAW = re.compile(r"^/api/v4/projects/([^/]+)/repository/files/([^/]+)/raw/?$")
+_RAW = re.compile(r"^/api/v4/projects/([^/]+)/repository/files/([^/]+)/(raw|blame)/?$")
+_HEADING = re.compile(r"^ {0,3}#{1,6}\s+(.*?)\s*#*\s*$")
 _READ_SCOPES = {"read_repository", "api"}
 
 
@@ -90,9 +98,50 @@ class GitLabBackend:
             file = project["files"].get(unquote(match.group(2))) if ref == project.get("default_branch") else None
             if file is None:
                 return _json(404, {"message": "404 File Not Found"})
+            if match.group(3) == "blame":
+                return _json(200, self._blame(file))
             body = file["content"].encode("utf-8")
         return 200, {"content-type": "text/plain; charset=utf-8", "x-gitlab-file-path": unquote(match.group(2)),
                      "x-gitlab-ref": ref}, body
+
+
+    def _blame(self, file: dict) -> list[dict]:
+        start = self.now()
+        base = start - float(file.get("changed_days_ago", 90)) * 86400
+        sections = {a.lstrip("#"): start - float(d) * 86400
+                    for a, d in (file.get("sections_changed_days_ago") or {}).items()}
+        stamps, current, level = [], None, 0
+        for line in file["content"].splitlines():
+            heading = _HEADING.match(line)
+            if heading:
+                depth = len(line.lstrip()) - len(line.lstrip().lstrip("#"))
+                anchor = _anchor(heading.group(1))
+                if anchor in sections:
+                    current, level = anchor, depth
+                elif current is not None and depth <= level:
+                    current = None
+            stamps.append(sections[current] if current is not None else base)
+        ranges: list[dict] = []
+        for line, stamp in zip(file["content"].splitlines(), stamps):
+            if ranges and ranges[-1]["_at"] == stamp:
+                ranges[-1]["lines"].append(line)
+            else:
+                ranges.append({"_at": stamp, "commit": _commit(stamp), "lines": [line]})
+        return [{"commit": r["commit"], "lines": r["lines"]} for r in ranges]
+
+
+def _anchor(title: str) -> str:
+    """GitLab's heading id (as paymon.findings.runbook computes it)."""
+    text = re.sub(r"[^\w\- ]", "", re.sub(r"<[^>]+>", "", title).strip().lower()).replace(" ", "-")
+    return re.sub(r"-{2,}", "-", text)
+
+
+def _commit(at: float) -> dict:
+    when = datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="seconds").replace("+00:00", ".000Z")
+    sha = hashlib.sha1(f"paymon-sandbox-runbook-{round(at)}".encode()).hexdigest()
+    return {"id": sha, "parent_ids": [], "message": "Update the payment monitoring runbook",
+            "authored_date": when, "author_name": "Dana Whitfield", "author_email": "dana@towerofbabel.com",
+            "committed_date": when, "committer_name": "Dana Whitfield", "committer_email": "dana@towerofbabel.com"}
 
 
 def _bearer(value: str) -> str | None:
