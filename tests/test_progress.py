@@ -375,6 +375,10 @@ def test_the_drill_shows_what_it_reads_back(run_suite):
     ours = check_output(run.output)
     assert any(re.fullmatch(r"paymon: waiting for the drill: Webhook Processing Failure: slack #payments-alerts, "
                             r"pagerduty .+ \d+:\d\d / \d+:\d\d", line) for line in ours), ours
+    # Once the page is seen, the drill waits for the on-call's acknowledgement, on its own deadline
+    # (the incident + delivery.pagerduty.acknowledge_within), not the page's 5:00.
+    acknowledging = [m for m in map(WAITING.fullmatch, ours) if m and m.group(2).endswith("(acknowledgement)")]
+    assert acknowledging and all(minutes(m, 5) > 300 for m in acknowledging), ours
 
 
 def test_without_a_terminal_reporter_nothing_is_shown_and_nothing_breaks(slow_world, tmp_path):
