@@ -280,29 +280,54 @@ def test_live_without_the_lemonsqueezy_key_cannot_check_the_webhook_probe(run_su
         "test_endpoint_p95[/api/webhooks/lemonsqueezy]"]
 
 
-def test_live_the_signature_check_leaves_the_webhook_failure_alert_below_its_threshold():
+def test_live_the_signature_check_sends_what_fits_under_both_alerts_and_waits_for_room():
     """"Invalid webhook signature" warnings match "Webhook Processing Failure" too (every level, any
-    message naming a webhook): live, the signature check sends its 2 mis-signed deliveries and its
-    signed one only while that alert's count over its 10 minutes plus these 3 stays at its > 5."""
-    from checks.test_payment_endpoints import processing_alert_room
+    message naming a webhook). Live, the signature check sends as many mis-signed deliveries as
+    keep the security alert at most 3 (its > 5) and the webhook-failure alert, with the signed
+    delivery, at its > 5; when neither has room (a run just before this one) it waits, on the
+    clock, for the older events to leave the windows, and only a window that stays full is
+    "could not check"."""
+    from checks.test_payment_endpoints import _wait_for_room
     from paymon.clients.sentry.client import SentryClient
     from paymon.config.spec import load_spec
     from paymon.config.target import Target
+    from paymon.sandbox.hub import SandboxClock
     from paymon.sandbox.server import SandboxServer
 
     spec = load_spec(REPO / "monitoring.yaml")
+    security = spec.alert(spec.webhook_security.alert)
     failure = {"level": "error", "environment": "production", "message": "Webhook processing failed: HTTP 500",
                "tags": {"webhook": "true"}}
     warning = {"level": "warning", "environment": "production", "message": "Invalid webhook signature"}
     world = golden_world()
     world["app"]["history"] = {}
-    with SandboxServer(world) as server:
+    with SandboxServer(world, clock=SandboxClock(frozen=True)) as server:
         target = Target("sandbox", sandbox=server.describe(), org=spec.organization, project=spec.project)
+        clock = server.clock
         with SentryClient(target.sentry(), deadline=5) as client:
-            server.sentry.store_events([failure] * 4, received=server.clock.now() - 700)  # outside its 10 min
-            server.sentry.store_events([failure, warning])
-            assert processing_alert_room(client, spec, 3) is None  # 2 + 3 = 5: at the threshold, not over
-            server.sentry.store_event({**warning, "level": "info"})  # every level counts
-            crowded = processing_alert_room(client, spec, 3)
-    assert crowded.startswith('3 event(s) "Webhook Processing Failure" counts in production in the last 10 minutes')
-    assert "could add 3 more and page on-call (> 5 in 10 min)" in crowded
+            def room(**kwargs):
+                return _wait_for_room(client, spec, security, 2, sleep=clock.advance, clock=clock.now, **kwargs)
+
+            server.sentry.store_events([failure] * 4, received=clock.now() - 700)  # outside its 10 min
+            assert room()[0] == 2
+            server.sentry.store_events([failure, warning])  # webhook failure: 2 of its 5; security: 1 of 3
+            assert room()[0] == 2
+            server.sentry.store_event({**warning, "level": "info"})  # every level counts there: 3 + 1 signed
+            assert room()[0] == 1
+            # A run just before: the windows are full. Its events age out on the clock: room again.
+            start = clock.now()
+            server.sentry.store_events([warning] * 2)
+            assert room()[0] >= 1
+            assert clock.now() - start >= security.window - 60  # it waited for the window, polling
+            # Events keep arriving for longer than the window: nothing is sent, and it says why.
+            steady = [0]
+
+            def busy(seconds):
+                clock.advance(seconds)
+                server.sentry.store_events([failure] * 3)
+                steady[0] += 1
+
+            server.sentry.store_events([failure] * 5)
+            sent, why = _wait_for_room(client, spec, security, 2, sleep=busy, clock=clock.now)
+    assert sent == 0 and steady[0] >= 10
+    assert '"Webhook Processing Failure" counts in the last 10 min, still after waiting out its window' in why
