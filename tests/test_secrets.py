@@ -79,8 +79,10 @@ LEAKY_TESTS = '''
 import logging, os, pathlib, sys, time, warnings
 
 import allure
+import pytest
 
 
+@pytest.mark.criterion("paymon's redaction: a check that leaks")  # so the run writes a verdict too
 def test_leaks_everywhere():
     for name in ("SENTRY_AUTH_TOKEN", "CRON_SECRET"):
         token = os.environ[name]
@@ -159,9 +161,11 @@ def test_every_exit_of_a_run_is_scrubbed(workers, tmp_path):
     assert _files_with_leaks(reports) == {}
 
 
-def test_a_run_killed_mid_wait_leaves_no_secret_in_its_reports(tmp_path):
-    """GitLab's job timeout: SIGTERM while a check waits. pytest never finishes: no JUnit file, no
-    verdict, no end-of-run scrub; the Allure results written so far are what gets uploaded."""
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGKILL"])
+def test_a_run_stopped_mid_wait_leaves_no_secret_in_its_reports(stop, tmp_path):
+    """GitLab stops a job while a check waits (a delivery): SIGTERM, SIGKILL after a grace period.
+    On SIGTERM the run ends as interrupted and still writes JUnit and the verdict, scrubbed; killed
+    outright it writes neither, and the Allure results written so far are what gets uploaded."""
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "test_leaky.py").write_text(LEAKY_TESTS)
     reports = tmp_path / "reports"
@@ -178,16 +182,22 @@ def test_a_run_killed_mid_wait_leaves_no_secret_in_its_reports(tmp_path):
             except subprocess.TimeoutExpired:
                 pass
         assert (tmp_path / "ready").exists(), "the run never reached its wait"
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(getattr(signal, stop))
         output, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == -signal.SIGTERM, output
     results = sorted(p.name for p in (reports / "allure").iterdir())
     assert any(name.endswith("-result.json") for name in results), results  # the first test's result is there
     assert any(name.endswith("-attachment.txt") for name in results), results  # and its captured output
+    if stop == "SIGTERM":
+        assert proc.returncode == 2, output  # pytest's "interrupted"
+        assert (reports / "junit.xml").is_file() and (reports / "verdict.json").is_file(), output
+        assert "run did not complete" in output, output
+    else:
+        assert proc.returncode == -signal.SIGKILL, output
+        assert not (reports / "junit.xml").exists()
     assert _files_with_leaks(reports) == {}
     assert not _leaks(output), output
 
