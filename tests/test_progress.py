@@ -27,7 +27,7 @@ from tests.conftest import REPO
 
 SLACK_DELAY_S, PAGE_DELAY_S = 45.0, 100.0
 WAITING = re.compile(r"paymon: waiting for (Slack|PagerDuty|the drill): (.+) (\d+):(\d\d) / (\d+):(\d\d)"
-                     r"( \(past the deadline: .*\))?")
+                     r"( \(past the deadline, still looking: late or missing\?\))?")
 DONE = re.compile(r"paymon: (done|stopped) waiting for (Slack|PagerDuty|the drill) after (\d+):(\d\d) "
                   r"\(deadline (\d+):(\d\d)\)(: .+ not seen)?")
 PYTEST_RESULTS = re.compile(r"(checks/\S+ )?[.FEsxX]*( +\[ *\d+%\])?")
