@@ -18,6 +18,7 @@ SECTIONS = {
     5: "PagerDuty Integration",
     6: "Operations Runbook",
     7: "Monitoring Checklist",
+    8: "Contact Information",
     9: "Verification Checklist",
 }
 
@@ -53,6 +54,9 @@ CRITERIA: dict[str, Placement] = {
     "Payment dashboard created and accessible": Placement(PRE_DEPLOYMENT, 4, "minor"),
     "PagerDuty integration tested (if applicable)": Placement(PRE_DEPLOYMENT, 5, "critical"),
     "On-call engineer confirmed PagerDuty page received": Placement(PRE_DEPLOYMENT, 5, "critical"),
+    # §5's severity -> urgency map and §8's escalation path, read against the PagerDuty service.
+    "Map Sentry alert severity to PagerDuty urgency (§5)": Placement(PRE_DEPLOYMENT, 5, "critical"),
+    "Escalation path (§8)": Placement(PRE_DEPLOYMENT, 8, "critical"),
     "Operations runbook documented with response procedures": Placement(PRE_DEPLOYMENT, 6, "minor"),
     "Reconciliation cron job runs at 2 AM UTC": Placement(POST_DEPLOYMENT, 7, "normal"),
     # Test mode loses every payment's revenue (§6 "Test Mode in Production", alert 6: fatal).
