@@ -127,6 +127,9 @@ def played():
         monkeypatch.setitem(sandbox_server.SERVICES, "pagerduty", SERVICE)
         part = golden_pagerduty_world()
         part["knobs"].update(page_limit=2, delivery_delay=0, notify_delay=0)
+        # A service that groups alerts (verified §13): its settings render as the spec's Service says.
+        next(x for x in part["services"] if x["id"] == "PTOWWEB")["alert_grouping_parameters"] = {
+            "type": "content_based", "config": {"aggregate": "all", "fields": ["source"], "time_window": 300}}
         with SandboxServer({"pagerduty": part}) as server:
             base = f"{server.base_url}/pagerduty"
             rest = httpx.Client(base_url=base, timeout=10, headers={
