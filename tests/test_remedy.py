@@ -314,4 +314,6 @@ def test_an_update_keeps_what_monitoring_yaml_does_not_model():
         _apply(server)
         workflow = next(w for w in server.sentry.workflows if w["name"] == "Test Mode Detected in Production")
     notes = [a["data"].get("notes") for g in workflow["actionFilters"] for a in g["actions"] if a["type"] == "slack"]
-    assert "@oncall-payments halt all deployments" in notes
+    # the live notes are kept as they were (the mention, and the runbook link once)
+    assert ("@oncall-payments halt all deployments Runbook: https://gitlab.com/towerofbabel/payments/-/blob/main/"
+            "docs/payment-monitoring.md#test-mode-in-production") in notes

@@ -156,7 +156,14 @@ class Planner:
                 self._update_alert(spec, record, targets, found, subject)
 
     def _render(self, spec: AlertSpec, generation: str, targets, subject: str, metric: bool) -> dict | None:
-        """{"detector"|"workflow"|"rule": body} for the generation, or None (reported)."""
+        """{"detector"|"workflow"|"rule": body} for the generation, or None (reported); each carries
+        the alert's runbook link where Sentry keeps it (checks/test_runbook.py)."""
+        bodies = self._render_bodies(spec, generation, targets, subject, metric)
+        if bodies is not None and spec.runbook:
+            _add_runbook_link(bodies, self.spec.runbook_link(spec.runbook), metric)
+        return bodies
+
+    def _render_bodies(self, spec: AlertSpec, generation: str, targets, subject: str, metric: bool) -> dict | None:
         try:
             if generation == "workflow":
                 if metric:
@@ -575,3 +582,22 @@ def _perf_summary(budget: PerformanceBudget) -> str:
 
 def plan(client, spec: Spec, **options) -> Plan:
     return Planner(client, spec, **options).build()
+
+
+def _add_runbook_link(bodies: dict, link: str, metric: bool) -> None:
+    """A metric alert's or detector's description; an issue alert's Slack notes (which Sentry puts
+    into the Slack message; paymon.findings.runbook says why these two places)."""
+    text = f"Runbook: {link}"
+    for kind, body in bodies.items():
+        if metric and kind in ("detector", "rule"):
+            body["description"] = text
+        elif not metric and kind == "rule":
+            for action in body.get("actions") or []:
+                if str(action.get("id", "")).endswith("SlackNotifyServiceAction"):
+                    action["notes"] = " ".join(filter(None, [action.get("notes"), text]))
+        elif not metric and kind == "workflow":
+            for group in body.get("actionFilters") or []:
+                for action in group.get("actions") or []:
+                    if action.get("type") == "slack":
+                        data = action.setdefault("data", {})
+                        data["notes"] = " ".join(filter(None, [data.get("notes"), text]))
