@@ -211,7 +211,6 @@ class SlackResponse:
         return lookup_by_email(self.backend, grant, params)
 
 
-
 # --- argument parsing ----------------------------------------------------------------------------
 
 async def _read_arguments(request: Request) -> tuple[dict, str | None]:
