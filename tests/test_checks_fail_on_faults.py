@@ -19,6 +19,14 @@ EXPECTED = {
     "window": {
         "test_alert_configured[Webhook Processing Failure]": "window expected 600s, actual 900s",
     },
+    # Issue 13 item 4: right rule, wrong project. The org-level lists show it; it is not ours.
+    "right-rule-wrong-project": {
+        check: "Webhook Processing Failure: project expected towerofbabel-web, actual towerofbabel-staging"
+        for check in ("test_alert_configured[Webhook Processing Failure]",
+                      "test_alert_semantics[Webhook Processing Failure]",
+                      "test_alert_severity_routing[Webhook Processing Failure]",
+                      "test_alert_links_to_its_runbook_section[Webhook Processing Failure]")
+    },
     "environment-missing": {
         "test_alert_configured[Usage Reporting Failure Rate]": "environment expected production, actual",
     },
@@ -259,6 +267,19 @@ WARNING_FAULTS = {
 }
 
 
+# Faults that blind every Sentry check at once (issue 13 item 5): the production-health checks, which
+# pass when nothing happened, must say "could not check" with the reason, never pass on the empty
+# answer. Run with those checks alone (`-k`); every other Sentry check could not check too.
+BLINDING_FAULTS = {
+    "token-sees-no-project": {
+        check: "could not check: Sentry organisation 'towerofbabel' has no project 'towerofbabel-web' visible "
+               "to the token (projects: none)"
+        for check in ("test_no_test_mode_event_in_production", "test_usage_reporting_failure_rate",
+                      "test_reconciliation_last_run")
+    },
+}
+
+
 @pytest.fixture(scope="module")
 def short_deadlines(tmp_path_factory):
     """monitoring.yaml with delivery deadlines a test can afford to wait out."""
@@ -273,7 +294,7 @@ def short_deadlines(tmp_path_factory):
 
 def test_every_fault_has_an_expectation():
     assert (set(EXPECTED) | set(APP_FAULTS) | set(DRILL_FAULTS) | set(COULD_NOT_CHECK_FAULTS)
-            | set(WARNING_FAULTS)) == set(FAULTS)
+            | set(WARNING_FAULTS) | set(BLINDING_FAULTS)) == set(FAULTS)
     assert not set(WARNING_FAULTS) & (set(EXPECTED) | set(APP_FAULTS) | set(DRILL_FAULTS))
     assert not set(EXPECTED) & set(APP_FAULTS) and not (set(EXPECTED) | set(APP_FAULTS)) & set(DRILL_FAULTS)
 
@@ -318,6 +339,13 @@ def test_interpretation_fault_only_warns(fault, run_suite, short_deadlines):
     for check, text in WARNING_FAULTS[fault].items():
         assert check in result.passed, result.output
         assert text in result.output, f"{check}: {text!r} not in:\n{result.output}"
+
+
+@pytest.mark.parametrize("fault", sorted(BLINDING_FAULTS))
+def test_blinding_fault_is_could_not_check_not_nothing_happened(fault, run_suite, short_deadlines):
+    checks = BLINDING_FAULTS[fault]
+    _fails_exactly(apply_fault(golden_world("workflow"), fault), checks, run_suite,
+                   (*short_deadlines, "-k", " or ".join(checks)), returncode=3)
 
 
 def _fails_exactly(world, expected, run_suite, short_deadlines, returncode=1):

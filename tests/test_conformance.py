@@ -121,10 +121,11 @@ def _calls(server: SandboxServer, client: httpx.Client) -> list[tuple[str, str, 
                      lambda s: f"{o}/monitors/{s}/", key="slug")
     for monitor in server.sentry.monitors:
         slug = monitor["slug"]
+        own = f"/api/0/projects/{org}/{monitor['project']['slug']}"  # under the monitor's own project
         calls += [
             (f"{O}/monitors/{{monitor_id_or_slug}}/checkins/", f"{o}/monitors/{slug}/checkins/", True),
-            (f"{P}/monitors/{{monitor_id_or_slug}}/", f"{p}/monitors/{slug}/", False),
-            (f"{P}/monitors/{{monitor_id_or_slug}}/checkins/", f"{p}/monitors/{slug}/checkins/", True),
+            (f"{P}/monitors/{{monitor_id_or_slug}}/", f"{own}/monitors/{slug}/", False),
+            (f"{P}/monitors/{{monitor_id_or_slug}}/checkins/", f"{own}/monitors/{slug}/checkins/", True),
         ]
     list_and_details(f"{O}/integrations/", f"{o}/integrations/", f"{O}/integrations/{{integration_id}}/",
                      lambda i: f"{o}/integrations/{i}/")

@@ -34,7 +34,7 @@ from conftest import REPO
 SPEC = load_spec(REPO / "monitoring.yaml")
 CONFIG_FAULTS = ["threshold", "window", "environment-missing", "slack-wrong-channel", "pagerduty-missing",
                  "rule-disabled", "per-issue", "widget-missing", "cron-wrong-hour", "perf-threshold",
-                 "event-types-error-only", "synthetic-slack-action-removed"]
+                 "event-types-error-only", "synthetic-slack-action-removed", "right-rule-wrong-project"]
 # fault -> what the plan must say about it (apply cannot change Slack, PagerDuty or an integration)
 DELIVERY_FAULTS = {
     "integration-disabled": "PagerDuty service TowerOfBabel Payments: status expected active, actual disabled",
@@ -241,6 +241,45 @@ def test_unknown_alerts_are_reported_and_deleted_only_when_asked():
         asked = plan(client, SPEC, delete_unknown=True)
         assert [c.action for c in asked.changes] == ["delete"]
         assert apply_plan(client, asked, log=lambda _: None).ok
+        assert plan(client, SPEC).unknown == []
+
+
+def _other_projects(sentry) -> dict:
+    """Every alert object of the projects paymon is not configured for (staging's copy of alert 1,
+    the growth team's Signup Error Spike), as the org-level lists hold them."""
+    ours = sentry.projects[0]
+    detectors = [d for d in sentry.detectors if str(d["projectId"]) != str(ours["id"])]
+    ids = {str(d["id"]) for d in detectors}
+    return {"metric_alert_rules": [r for r in sentry.metric_alert_rules if ours["slug"] not in r["projects"]],
+            "detectors": detectors,
+            "workflows": [w for w in sentry.workflows if {str(i) for i in w.get("detectorIds") or ()} & ids]}
+
+
+@pytest.mark.parametrize("generation", ["legacy", "workflow", "both"])
+def test_delete_unknown_never_touches_another_projects_alerts(generation):
+    """Issue 13 item 4: our own unknown alert is deleted; other projects' alerts (same name as one of
+    ours, or unknown to monitoring.yaml) are neither listed, planned nor touched by apply."""
+    world = golden_world(generation)
+    sentry = world["sentry"]
+    if sentry["metric_alert_rules"]:
+        rule = next(r for r in sentry["metric_alert_rules"] if r["name"] == "Webhook Processing Failure")
+        sentry["metric_alert_rules"].append({**rule, "id": "7999", "name": "Old experiment"})
+    else:
+        detector = next(d for d in sentry["detectors"] if d["name"] == "Webhook Processing Failure")
+        sentry["detectors"].append({**detector, "id": "5809999", "name": "Old experiment", "workflowIds": []})
+    with SandboxServer(world) as server, _client(server) as client:
+        theirs = _other_projects(server.sentry)
+        assert theirs["metric_alert_rules"] or theirs["workflows"]
+        kept = plan(client, SPEC)
+        assert kept.empty and [u.split(" (")[0] for u in kept.unknown] == ['"Old experiment"'], kept.render()
+        asked = plan(client, SPEC, delete_unknown=True)
+        targets = " ".join(w.path for c in asked.changes for w in c.writes)
+        assert [c.action for c in asked.changes] == ["delete"], asked.render()
+        for kind, objects in theirs.items():
+            for obj in objects:
+                assert f"/{obj['id']}/" not in targets, (kind, obj["id"], targets)
+        assert apply_plan(client, asked, log=lambda _: None).ok
+        assert _other_projects(server.sentry) == theirs
         assert plan(client, SPEC).unknown == []
 
 

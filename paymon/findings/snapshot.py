@@ -21,6 +21,21 @@ from paymon.clients.sentry import api
 from paymon.config.spec import AlertSpec, PerformanceBudget, Spec, WidgetSpec
 
 
+def in_project(obj: dict, project: dict) -> bool:
+    """Does an org-level list's item belong to `project`? A legacy metric alert rule names its
+    projects by slug (`projects`), a detector by id (`projectId`)."""
+    if "projects" in obj:
+        return project["slug"] in (obj.get("projects") or ())
+    return str(obj.get("projectId")) == str(project["id"])
+
+
+def project_workflows(workflows: list[dict] | None, detectors: list[dict]) -> list[dict]:
+    """The workflows of the project's detectors (and those connected to none, which any project's
+    review should see); a workflow of only other projects' detectors is theirs."""
+    ids = {str(d.get("id")) for d in detectors}
+    return [w for w in workflows or () if not w.get("detectorIds") or ids & {str(i) for i in w["detectorIds"]}]
+
+
 def _read_once(method):
     """Cache an area's result, or the reason it could not be read, so a dead API costs one
     deadline per session rather than one per check."""
@@ -70,24 +85,55 @@ class SentrySnapshot:
 
     @_read_once
     def alerts(self) -> AlertSet:
-        project = self.project
+        raw = self.raw_alerts
         return read_alerts(
-            issue_rules=self._read("issue_rules", api.list_issue_rules, project["slug"]),
-            metric_rules=self._read("metric_rules", api.list_metric_alert_rules),
-            detectors=self._read("detectors", api.list_detectors, project["id"]),
-            workflows=self._read("workflows", api.list_workflows),
+            issue_rules=raw["issue_rules"],
+            metric_rules=raw["metric_rules"],
+            detectors=raw["detectors"],
+            workflows=raw["workflows"],
             directory=self.directory,
         )
 
     @_read_once
     def raw_alerts(self) -> dict:
-        """The alert objects as Sentry returned them (the same cached reads `alerts` is built from),
-        for the fields the model leaves out: descriptions and Slack notes (the runbook links)."""
+        """The configured project's alert objects as Sentry returned them (the same cached reads
+        `alerts` is built from), for the fields the model leaves out: descriptions and Slack notes
+        (the runbook links). The org-level lists hold every project's alerts (staging, other teams'
+        apps): each is cut to the configured project, so another project's rule never passes a
+        production check and `paymon apply --delete-unknown` never sees it (issue 13 item 4)."""
         project = self.project
+        metric = self._read("metric_rules", api.list_metric_alert_rules)
+        detectors = [d for d in self._read("detectors", api.list_detectors, project["id"])
+                     if in_project(d, project)]
         return {"issue_rules": self._read("issue_rules", api.list_issue_rules, project["slug"]),
-                "metric_rules": self._read("metric_rules", api.list_metric_alert_rules),
-                "detectors": self._read("detectors", api.list_detectors, project["id"]),
-                "workflows": self._read("workflows", api.list_workflows)}
+                "metric_rules": None if metric is None else [r for r in metric if in_project(r, project)],
+                "detectors": detectors,
+                "workflows": project_workflows(self._read("workflows", api.list_workflows), detectors)}
+
+    def elsewhere(self, name: str) -> list[str]:
+        """'<project> (<source>)' for every alert of that name in another project of the
+        organisation (read only when the alert is missing from the configured one)."""
+        project = self.project
+        try:
+            slugs = {str(p.get("id")): str(p.get("slug")) for p in self._read("projects", api.list_projects)}
+            metric = [r for r in self._read("metric_rules", api.list_metric_alert_rules) or ()
+                      if not in_project(r, project)]
+            detectors = [d for d in self._read("detectors_all", api.list_detectors, None) if not in_project(d, project)]
+            workflows = self._read("workflows", api.list_workflows)
+            found = read_alerts(None, metric, detectors, workflows, self.directory).named(name)
+        except TargetUnavailable:
+            return []
+        rules = {str(r.get("id")): r for r in metric}
+        out = []
+        for alert in found:
+            rule = rules.get(alert.raw_ids[0]) if alert.source.startswith("metric_alert") else None
+            if rule is not None:
+                where = ", ".join(rule.get("projects") or ()) or "no project"
+            else:
+                where = ", ".join(sorted({slugs.get(str(d.get("projectId")), str(d.get("projectId")))
+                                          for d in detectors if str(d.get("id")) in alert.raw_ids})) or "?"
+            out.append(f"{where} ({alert.source})")
+        return out
 
     @_read_once
     def dashboard(self) -> dict | None:
@@ -95,7 +141,7 @@ class SentrySnapshot:
 
     @_read_once
     def monitor(self) -> dict | None:
-        return self._read("monitor", api.get_monitor, self.spec.cron.slug)
+        return self._read("monitor", api.get_monitor, self.spec.cron.slug, self.project["slug"])
 
     # --- judgements ------------------------------------------------------------------------------
 
@@ -103,6 +149,11 @@ class SentrySnapshot:
         return self.alerts.by_name(name)
 
     def _missing(self, name: str) -> list[Finding]:
+        elsewhere = self.elsewhere(name)
+        if elsewhere:
+            project = self.project["slug"]
+            return [Finding(name, "project", project, "; ".join(elsewhere), "field", "alerts",
+                            f"an alert sees only its own project's events: create it in {project}")]
         known = ", ".join(sorted({a.name for a in self.alerts.all})) or "none"
         return [Finding(name, "alert", "present", f"missing (alerts in Sentry: {known})", "field",
                         "alerts", "create it as described in the guide (see the runbook link)")]

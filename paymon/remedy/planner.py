@@ -26,7 +26,6 @@ from paymon.findings import alerts as compare
 from paymon.findings.model import Finding
 from paymon.rules.model import Alert
 from paymon.rules.normalise import normalise_detector, normalise_issue_rule, normalise_metric_alert, normalise_workflow
-from paymon.clients.sentry import api
 from paymon.findings.snapshot import SentrySnapshot
 from paymon.config.spec import AlertSpec, PerformanceBudget, Spec
 
@@ -65,11 +64,11 @@ class Planner:
         self.client, self.spec, self.delete_unknown = client, spec, delete_unknown
         self.snap = SentrySnapshot(client, spec)
         self.project = self.snap.project
-        read = self.snap._read
-        self.issue_rules = read("issue_rules", api.list_issue_rules, self.project["slug"])
-        self.metric_rules = read("metric_rules", api.list_metric_alert_rules)
-        self.detectors = read("detectors", api.list_detectors, self.project["id"])
-        self.workflows = read("workflows", api.list_workflows)
+        # The configured project's alerts only: the org-level lists also hold staging's and other
+        # teams' rules, which a plan must never change or delete (issue 13 item 4).
+        raw = self.snap.raw_alerts
+        self.issue_rules, self.metric_rules = raw["issue_rules"], raw["metric_rules"]
+        self.detectors, self.workflows = raw["detectors"], raw["workflows"]
         self.alerts = self.snap.alerts
         self.directory = self.snap.directory
         generation, why = choose_generation(self.issue_rules, self.metric_rules, self.detectors, self.workflows)

@@ -34,8 +34,14 @@ class _Changes:
 
 # --- lookups -------------------------------------------------------------------------------------
 
+def _production(sentry: dict) -> dict:
+    """The configured project (the world's first): other projects' same-named alerts stay as they are."""
+    return sentry["projects"][0]
+
+
 def _metric_rules(sentry: dict, name: str) -> list[dict]:
-    return [r for r in sentry.get("metric_alert_rules", []) if r["name"] == name]
+    slug = _production(sentry)["slug"]
+    return [r for r in sentry.get("metric_alert_rules", []) if r["name"] == name and slug in r.get("projects", [])]
 
 
 def _issue_rules(sentry: dict, name: str) -> list[dict]:
@@ -43,7 +49,9 @@ def _issue_rules(sentry: dict, name: str) -> list[dict]:
 
 
 def _detectors(sentry: dict, name: str, type_: str = "metric_issue") -> list[dict]:
-    return [d for d in sentry.get("detectors", []) if d["name"] == name and d["type"] == type_]
+    project_id = str(_production(sentry)["id"])
+    return [d for d in sentry.get("detectors", [])
+            if d["name"] == name and d["type"] == type_ and str(d.get("projectId")) == project_id]
 
 
 def _workflows(sentry: dict, name: str) -> list[dict]:
@@ -766,6 +774,8 @@ _WORLD_FAULTS: dict[str, Callable[[dict, _Changes], None]] = {
 _FAULTS: dict[str, Callable[[dict, _Changes], None]] = {
     "synthetic-slack-action-removed": _synthetic_slack_action_removed,
     "threshold": _threshold,
+    "right-rule-wrong-project": _right_rule_wrong_project,
+    "token-sees-no-project": _token_sees_no_project,
     "window": _window,
     "environment-missing": _environment_missing,
     "slack-wrong-channel": _slack_wrong_channel,
@@ -823,6 +833,8 @@ FAULTS: dict[str, str] = {
     "slack-late": "Sentry's Slack posts arrive 5 s after the event",
     "pagerduty-late": "Sentry's page reaches PagerDuty 9 s after the event",
     "threshold": 'alert "Payment Failure Rate Spike": critical threshold 10 -> 20',
+    "right-rule-wrong-project": 'alert "Webhook Processing Failure": configured right, in the staging project',
+    "token-sees-no-project": "Sentry: paymon's token sees no project (a member of no team with one)",
     "window": 'alert "Webhook Processing Failure": window 10 -> 15 minutes',
     "environment-missing": 'alert "Usage Reporting Failure Rate": environment production -> all (null)',
     "slack-wrong-channel": 'alert "Payment Failure Rate Spike": Slack to #security-alerts, not #payments-alerts',

@@ -121,9 +121,10 @@ def list_open_periods(client: SentryClient, detector_id: str | int, start: float
 
 # --- alerts: workflow engine ---------------------------------------------------------------------
 
-def list_detectors(client: SentryClient, project_id: str | int) -> list[dict]:
-    """Detectors ("Monitors" in the UI) of one project, by numeric project id."""
-    return client.paginate(client.org_path("detectors"), {"project": str(project_id)})
+def list_detectors(client: SentryClient, project_id: str | int | None) -> list[dict]:
+    """Detectors ("Monitors" in the UI) of one project, by numeric project id (None: of every
+    project the token sees)."""
+    return client.paginate(client.org_path("detectors"), {} if project_id is None else {"project": str(project_id)})
 
 
 def list_workflows(client: SentryClient) -> list[dict]:
@@ -163,10 +164,12 @@ def list_monitors(client: SentryClient) -> list[dict]:
     return client.paginate(client.org_path("monitors"))
 
 
-def get_monitor(client: SentryClient, slug: str) -> dict | None:
-    """The cron monitor `slug`, or None if the organisation has none by that slug (404)."""
+def get_monitor(client: SentryClient, slug: str, project: str | None = None) -> dict | None:
+    """The cron monitor `slug` of the project (the configured one unless given), or None if it
+    has none by that slug (404). Read through the project's path: the organisation's
+    `O/monitors/<slug>/` would answer another project's monitor of the same slug."""
     try:
-        return client.get(client.org_path("monitors", slug))
+        return client.get(client.project_path("monitors", slug, project=project))
     except EndpointMissing:
         return None
 
