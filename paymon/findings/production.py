@@ -9,6 +9,11 @@
     wait_for_events(client, query, ...)        poll until N matching events arrived (a deadline)
 
 Every function returns Findings (alert/thing, field, expected, actual); an empty list is a pass.
+A pass that rests on something *not* being there is first proven able to see it (a positive
+control, issue 13 item 5): the same query, over the same project, environment and window, must
+return a known-present event, this run's own test-tagged event (`Control.own_events`) or, when the
+run sent none, any event or issue of the project (`Control.anything`). Otherwise it is "could not
+check" with the reason (TargetUnavailable), never "nothing happened".
 Counts come from the Discover/Explore table (`GET organizations/{org}/events/`, `count()`).
 Transactions are read as the 2026 API serves them, from the `spans` dataset (`is_transaction:true`,
 a transaction is its segment span, `span.duration` its duration); a Sentry that rejects that
@@ -113,6 +118,68 @@ def transactions_query(client, fields: list[str], query: str, environment: str |
     raise last_error
 
 
+# --- positive controls ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Control:
+    """A known-present event an empty answer is checked against."""
+
+    terms: str
+    """Search terms selecting it ("test:true paymon_run:<run>"; "" = anything)."""
+    label: str
+    patience_s: float = 0.0
+    """How long it may take to become searchable (it was sent moments ago: ingestion)."""
+
+    @classmethod
+    def own_events(cls, run_id: str, markers: list[str], patience_s: float = 60.0) -> "Control":
+        """This run's test events (paymon.delivery.endtoend: tagged test:true and paymon_run)."""
+        return cls(f"test:true paymon_run:{run_id}", f"this run's own test event ({', '.join(markers) or run_id})",
+                   patience_s)
+
+    @classmethod
+    def anything(cls) -> "Control":
+        return cls("", "any event of the project")
+
+
+def _prove(seen, control: Control, what: str, clock=time.monotonic, sleep=time.sleep) -> int:
+    """`seen()` counts the control through the same query; wait up to its patience for it."""
+    started = clock()
+    while True:
+        found = seen()
+        if found or clock() - started >= control.patience_s:
+            break
+        sleep(min(2.0, max(0.0, control.patience_s - (clock() - started))))
+    if not found:
+        raise TargetUnavailable(
+            f"{what} came back empty, and the same query does not show {control.label} either: an empty "
+            "answer proves nothing (does the token see the project, is the environment right, are events "
+            "arriving?)")
+    return found
+
+
+def prove_events_query(client, dataset: str, environment: str | None, control: Control | None, what: str,
+                       **window) -> int:
+    """The events query (`dataset`, project, environment, window) shows the control: else could not check."""
+    control = control or Control.anything()
+    return _prove(lambda: count(client, dataset, control.terms, environment, **window), control, what)
+
+
+def prove_issue_search(client, environment: str | None, control: Control | None, what: str) -> int:
+    """The issue search `unresolved_issues` makes (project, environment, 90 days) shows the control
+    (unresolved, as paymon's own test issues are while the run lasts; anything: any issue at all)."""
+    control = control or Control.anything()
+
+    def seen() -> int:
+        params = {"query": f"is:unresolved {control.terms}".strip() if control.terms else "",
+                  "statsPeriod": "90d", "limit": 1, "project": configured_project_id(client)}
+        if environment:
+            params["environment"] = environment
+        return len(client.get(client.org_path("issues"), params=params) or [])
+
+    return _prove(seen, control, what)
+
+
 # --- §1 Alert 4: usage reporting ------------------------------------------------------------------
 
 
@@ -140,24 +207,28 @@ class UsageRate:
         return min(1.0, self.failures / self.reports)
 
 
-def usage_rate(client, spec: Spec) -> UsageRate:
+def usage_rate(client, spec: Spec, control: Control | None = None) -> UsageRate:
     usage = spec.usage_reporting
     alert = spec.alert(usage.alert)
     failures = count(client, "errors", f"{alert_query(alert)} {NOT_A_TEST}", alert.environment,
                      period_s=usage.window)
+    if not failures and control is not None:
+        prove_events_query(client, "errors", alert.environment, control,
+                           f"the '{usage.alert}' events query over {_period(usage.window)}", period_s=usage.window)
     rows, _ = transactions_query(client, ["count()"], f"transaction:{usage.transaction}", alert.environment,
                                  usage.window)
     sampled = int((rows[0].get("count()") or 0) if rows else 0)
     return UsageRate(failures, sampled, spec.performance.traces_sample_rate)
 
 
-def usage_reporting_findings(client, spec: Spec) -> tuple[list[Finding], UsageRate]:
+def usage_reporting_findings(client, spec: Spec, control: Control | None = None) -> tuple[list[Finding], UsageRate]:
     """The failure rate over `usage_reporting.window` against its limit. A rate over the limit is a
     finding while an issue of those failures is still unresolved; once all are resolved (the usage
     re-reported, the fix deployed) it is `resolved_over_limit`: the remedy deploy passes, with a
     warning the check gives."""
     usage = spec.usage_reporting
-    measured = usage_rate(client, spec)
+    # No failures is only "no failures" when the same query can see an event: the control.
+    measured = usage_rate(client, spec, control or Control.anything())
     window = _period(usage.window)
     if measured.rate is None:
         # Nothing on either side is not "no failures": without reports there is no rate to judge.
@@ -207,7 +278,7 @@ def unresolved_issues(client, terms: list[str], environment: str | None) -> list
 # --- §1 Alert 6: test mode -------------------------------------------------------------------------
 
 
-def test_mode_findings(client, spec: Spec) -> list[Finding]:
+def test_mode_findings(client, spec: Spec, control: Control | None = None) -> list[Finding]:
     """Alert 6's events in production that are still an open problem: an unresolved issue of them.
 
     Judged on what is open, not on a fixed look-back: the guide's remedy (§6 "Test Mode in
@@ -215,6 +286,8 @@ def test_mode_findings(client, spec: Spec) -> list[Finding]:
     is resolved (or "resolved in the next release"), not a day later."""
     alert = spec.alert(spec.test_mode.alert)
     issues = unresolved_issues(client, issue_terms(alert), alert.environment)
+    if not issues:
+        prove_issue_search(client, alert.environment, control, f"the search for open '{alert.name}' issues")
     where = alert.environment or "any environment"
     return [Finding(alert.name, f'open issue {issue.get("shortId") or issue.get("id")} in {where}', "none (resolved)",
                     f'"{issue.get("title")}" {issue.get("status", "unresolved")}', "field",
@@ -240,14 +313,16 @@ def _epoch(text: str | None) -> float | None:
         return None
 
 
-def reconciliation_findings(client, spec: Spec, now: float | None = None) -> list[Finding]:
+def reconciliation_findings(client, spec: Spec, now: float | None = None, control: Control | None = None
+                            ) -> list[Finding]:
     cron = spec.cron
     name = f"{cron.name} ({cron.slug})"
     params = {"per_page": 10}
     if cron.environment:
         params["environment"] = cron.environment
     try:
-        checkins = client.get(client.org_path("monitors", cron.slug, "checkins"), params=params) or []
+        # The project's monitor: another project may hold one of the same slug (issue 13 item 4).
+        checkins = client.get(client.project_path("monitors", cron.slug, "checkins"), params=params) or []
     except EndpointMissing:
         return [Finding(name, "cron monitor", f"slug {cron.slug!r}", "missing", "field", "monitors")]
     finished = [c for c in checkins if c.get("status") != "in_progress"]
@@ -275,7 +350,10 @@ def reconciliation_findings(client, spec: Spec, now: float | None = None) -> lis
     alert = next((a for a in spec.alerts if "reconciliation" in a.filter.lower()), None)
     terms = or_terms(alert.filter) if alert else [f'message:"*{RECONCILIATION_ISSUE}*"']
     environment = alert.environment if alert else cron.environment
-    for issue in unresolved_issues(client, terms, environment):
+    open_issues = unresolved_issues(client, terms, environment)
+    if not open_issues:
+        prove_issue_search(client, environment, control, "the search for open reconciliation-discrepancy issues")
+    for issue in open_issues:
         findings.append(Finding(
             f'issue {issue.get("shortId") or issue.get("id")} "{issue.get("title")}"', "status", "resolved",
             issue.get("status", "unresolved"), "field",
