@@ -5,7 +5,9 @@ goes through the real rules (the synthetic-check alerts) and is read back where 
 applicable)": a low-urgency synthetic incident, assigned to the on-call and resolved at once, so a
 gate or scheduled run pages nobody ("On-call engineer confirmed PagerDuty page received" is the
 drill's: checks/test_drill.py). Delivery time is the service's own stamp (Slack `ts`, PagerDuty
-the alert's `created_at`) minus the moment the event was sent.
+the alert's `created_at`) minus the moment the event was sent; also recorded from the moment Sentry
+fired (the synthetic alerts are issue alerts: the test issue's `firstSeen`), so a slow Sentry and a
+slow Slack or PagerDuty are told apart (`*_delivery_seconds_from_sentry`).
 Slack: only a post of Sentry's app carrying the run's marker delivers (never a person or another app
 quoting it); an archived channel, or a Sentry bot that cannot post there, fails at once, naming why.
 """
@@ -17,12 +19,32 @@ import pytest
 pytestmark = pytest.mark.delivery
 
 
+def _seconds_from_sentry(sentry, spec, route: str, run_id: str, delivery) -> float | None:
+    """From Sentry firing (the route's synthetic alert, an issue alert: its issue's firstSeen) to
+    the delivery's own stamp; None when either is unknown."""
+    from paymon.delivery.fired import sentry_fired_at
+    from paymon.errors import TargetUnavailable
+
+    alert = next((a for a in spec.synthetic_checks if f"paymon_check:{route}" in a.filter), None)
+    if delivery.arrived_at is None or alert is None:
+        return None
+    try:
+        fired = sentry_fired_at(sentry.client, sentry.alert(alert.name), delivery.fired_at,
+                                project_id=str(sentry.project["id"]),
+                                issue_query=f"paymon_check:{route} paymon_run:{run_id}")
+    except TargetUnavailable:
+        return None
+    return None if fired is None else delivery.arrived_at - fired
+
+
 @pytest.mark.criterion("Test alerts delivered to Slack within 1 minute")
-def test_slack_delivery(fired_events, slack_deliveries, spec, record_property):
+def test_slack_delivery(fired_events, slack_deliveries, spec, record_property, sentry, run_id):
     channel, deadline = spec.delivery.slack.channel, spec.delivery.slack.deadline
     for event in (e for e in fired_events if e.route == "slack"):
         delivery = slack_deliveries[event.marker]
         record_property("slack_delivery_seconds", delivery.seconds)
+        record_property("slack_delivery_seconds_from_sentry",
+                        _seconds_from_sentry(sentry, spec, "slack", run_id, delivery))
         if delivery.seconds is None and delivery.impossible:
             pytest.fail(f"Slack delivery: test event {event.marker} (event {event.event_id}) cannot reach {channel}: "
                         f"{delivery.impossible} (stopped after {delivery.polls} poll(s) instead of waiting out "
@@ -37,7 +59,8 @@ def test_slack_delivery(fired_events, slack_deliveries, spec, record_property):
 
 
 @pytest.mark.criterion("PagerDuty integration tested (if applicable)")
-def test_pagerduty_delivery(fired_events, pagerduty_delivery, on_call_user_ids, spec, record_property, real_alerts):
+def test_pagerduty_delivery(fired_events, pagerduty_delivery, on_call_user_ids, spec, record_property, real_alerts,
+                            sentry, run_id):
     """Sentry -> PagerDuty on the production service, without waking anyone: the synthetic alert
     sends PagerDuty severity `warning`, which the service's urgency rule makes low (monitoring.yaml
     synthetic_checks); the incident must be assigned to the level-1 on-call per the escalation
@@ -53,6 +76,8 @@ def test_pagerduty_delivery(fired_events, pagerduty_delivery, on_call_user_ids, 
     delivery, incident = watch.delivery, watch.incident
     service, deadline = spec.delivery.pagerduty.service, spec.delivery.pagerduty.deadline
     record_property("pagerduty_delivery_seconds", delivery.seconds)
+    record_property("pagerduty_delivery_seconds_from_sentry",
+                    _seconds_from_sentry(sentry, spec, "pagerduty", run_id, delivery))
     if watch.cannot_arrive and watch.alert is None:
         pytest.fail(f"PagerDuty delivery ({delivery.marker}): cannot arrive, stopped after {delivery.polls} poll(s): "
                     f"{watch.cannot_arrive}", pytrace=False)
