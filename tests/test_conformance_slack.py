@@ -169,6 +169,7 @@ def answers():
             walk("conversations.replies", "thread", channel=PAYMENTS, ts=posted["ts"])
             call("conversations.replies", "replies window", channel=PAYMENTS, ts=posted["ts"], oldest="1",
                  latest="2")
+            call("users.lookupByEmail", "found", email="ada.okonkwo@towerofbabel.example")
 
             # Errors.
             for method in VERBS:
@@ -185,6 +186,8 @@ def answers():
             call("conversations.replies", "no ts", channel=PAYMENTS)
             call("conversations.replies", "not a member", channel=GENERAL, ts="1.000001")
             call("conversations.members", "bad limit", channel=PAYMENTS, limit="lots")
+            call("users.lookupByEmail", "nobody", email="nobody@towerofbabel.example")
+            call("users.lookupByEmail", "sentry's bot lacks users:read.email", sentry, email="x@towerofbabel.example")
             call("conversations.list", "bad types", types="public_channel,dm")
             call("chat.postMessage", "reader lacks chat:write", channel=PAYMENTS, text="x")
             server.clock.advance(1)
@@ -229,7 +232,7 @@ def test_every_method_was_checked_in_success_and_in_error(answers):
     errors = set().union(*outcomes.values())
     assert {"missing_scope", "channel_not_found", "not_in_channel", "is_archived", "invalid_cursor",
             "invalid_limit", "invalid_ts_oldest", "invalid_types", "no_text", "thread_not_found",
-            "invalid_arguments"} <= errors
+            "invalid_arguments", "users_not_found"} <= errors
 
 
 def test_errors_are_http_200_except_rate_limits_and_server_trouble(answers):

@@ -115,7 +115,8 @@ def test_auth_test_names_the_reader_bot(sandbox):
     raw = httpx.post(f"{sandbox.base_url}/slack/api/auth.test",
                      headers={"Authorization": f"Bearer {sandbox.backend('slack').default_token}"})
     assert raw.headers["content-type"] == "application/json; charset=utf-8"
-    assert raw.headers["x-oauth-scopes"] == "channels:read,groups:read,channels:history,groups:history"
+    assert raw.headers["x-oauth-scopes"] == ("channels:read,groups:read,channels:history,groups:history,users:read,"
+                                             "users:read.email")
 
 
 def test_service_mounts_under_slack_next_to_sentry():
@@ -233,7 +234,7 @@ def test_info_reports_membership_archive_and_hides_foreign_private_channels(sand
     channel = client.conversations_info(channel=PAYMENTS)["channel"]
     assert (channel["id"], channel["is_member"], channel["is_archived"]) == (PAYMENTS, True, False)
     assert channel["previous_names"] == ["pay-alerts"] and "num_members" not in channel
-    assert client.conversations_info(channel=PAYMENTS, include_num_members=True)["channel"]["num_members"] == 5  # + PagerDuty's app
+    assert client.conversations_info(channel=PAYMENTS, include_num_members=True)["channel"]["num_members"] == 6  # + PagerDuty's app, + the on-call Ada
     assert client.conversations_info(channel=GENERAL)["channel"]["is_member"] is False
     assert client.conversations_info(channel=ARCHIVED)["channel"]["is_archived"] is True
     assert _code(lambda: client.conversations_info(channel=PRIVATE_OTHER)) == (200, "channel_not_found")
@@ -246,7 +247,7 @@ def test_members_include_sentry_and_paymon_and_page(sandbox):
     client = _client(sandbox)
     assert {SENTRY_USER, PAYMON_USER} <= set(client.conversations_members(channel=PAYMENTS)["members"])
     pages = _pages(client.conversations_members(channel=PAYMENTS, limit=3))
-    assert [len(p["members"]) for p in pages] == [3, 2]
+    assert [len(p["members"]) for p in pages] == [3, 3]
     sandbox.backend("slack").remove_member(PAYMENTS, SENTRY_USER)
     assert SENTRY_USER not in client.conversations_members(channel=PAYMENTS)["members"]
 
