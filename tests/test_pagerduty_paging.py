@@ -188,3 +188,25 @@ def test_cleanup_resolves_paymons_alert_not_a_real_one_grouped_onto_its_incident
     server.clock.advance(5)
     alone = next(i for i in backend.incidents if i.incident_key == "WEB-5E")
     assert resolve_own_alerts(client, alone.id, set(alone.alert_ids), "paymon cleanup") == "incident"
+
+
+def test_a_plain_pytest_run_pages_nobody_with_its_synthetic_check(tmp_path):
+    """The run's own sandbox (a plain `pytest`, drill off): the synthetic incident is low urgency,
+    assigned to the on-call, resolved by paymon, and no notify_log_entry reached a person at high
+    urgency. (The drill, when on, pages for real: that is its job.)"""
+    import json
+
+    log = tmp_path / "pagerduty.json"
+    spec = spec_with_deadlines(tmp_path, slack="30s", pagerduty="60s")
+    args = ["-p", "no:cacheprovider", "-o", "addopts=", "-q", "-p", "tests.pagerduty_log_probe", "--no-drill",
+            f"--spec={spec}", "checks/test_delivery.py"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTRY_", "PAYMON_"))}
+    proc = forked_pytest.run(args, cwd=REPO, env={**env, "PAYMON_PD_LOG": str(log)}, timeout=240)
+    assert proc.returncode == 0, proc.stdout
+    incidents = json.loads(log.read_text())
+    (synthetic,) = [i for i in incidents if "PAYMON-TEST-" in i["title"]]
+    assert synthetic["urgency"] == "low" and synthetic["status"] == "resolved"
+    assert [e["assignees"] for e in synthetic["entries"] if e["type"] == "assign_log_entry"] == [[ON_CALL]]
+    paged = [(i["title"], e["user"]) for i in incidents if i["urgency"] == "high"
+             for e in i["entries"] if e["type"] == "notify_log_entry"]
+    assert paged == []

@@ -620,3 +620,12 @@ def test_intelligent_grouping_is_emulated_at_its_most_eager(sandbox):
     sandbox.enqueue(_event(summary="unrelated", dedup_key="UNRELATED"))
     sandbox.advance(2)
     assert sandbox.only_incident()["alert_counts"]["all"] == 2
+
+
+def test_a_notification_not_yet_sent_is_cancelled_by_resolving(sandbox):
+    sandbox.enqueue(_event(severity="critical"))
+    sandbox.advance(2)  # the incident opens; the page is 3 s away (notify_delay)
+    incident = sandbox.only_incident()
+    assert sandbox.rest.put(f"/incidents/{incident['id']}", json=RESOLVE, headers={"From": BOT_EMAIL}).status_code == 200
+    sandbox.advance(60)
+    assert "notify_log_entry" not in {e["type"] for e in sandbox.log_entries(incident["id"])}

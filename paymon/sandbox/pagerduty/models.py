@@ -640,7 +640,14 @@ class PagerDutyBackend(HttpFaults):
             self._acks.append((at + self.acknowledge_after, self._seq, incident.id, user["id"], channel))
             self._acks.sort(key=lambda item: (item[0], item[1]))
 
+    @staticmethod
+    def _cancel_pending_notifications(incident: Incident, at: float) -> None:
+        """Acknowledged or resolved, PagerDuty stops working through the assignees' notification
+        rules: a notification not yet sent never is."""
+        incident.log_entries = [e for e in incident.log_entries if not (e.type == "notify_log_entry" and e.at > at)]
+
     def _acknowledge(self, incident: Incident, at: float, agent: Ref, channel: dict) -> None:
+        self._cancel_pending_notifications(incident, at)
         incident.status = "acknowledged"
         incident.acknowledgements.append((at, agent))
         incident.updated_at = incident.last_status_change_at = at
@@ -651,6 +658,7 @@ class PagerDutyBackend(HttpFaults):
 
     def _resolve(self, incident: Incident, at: float, agent: Ref, channel: dict, *, summary: str,
                  note: str | None = None) -> None:
+        self._cancel_pending_notifications(incident, at)
         incident.status = "resolved"
         incident.resolved_at = at
         incident.updated_at = incident.last_status_change_at = at
