@@ -1,7 +1,9 @@
 """§3 "Create Dedicated Slack Channels" and §5: the places alerts land are ready to receive them.
 
-§9: "#payments-alerts and #security-alerts channels created". (The PagerDuty service's readiness:
-checks/test_integrations.py.)
+§9: "#payments-alerts and #security-alerts channels created": each channel exists, is not archived,
+has Sentry's bot, and a purpose saying what §3 gives it; whoever is on call now (PagerDuty, level 1)
+is a member of #payments-alerts (§3 "Members: ... on-call rotation"), matched to Slack by e-mail.
+(The PagerDuty service's readiness: checks/test_integrations.py.)
 """
 
 import pytest

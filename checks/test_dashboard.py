@@ -1,4 +1,6 @@
-"""§4 Option A: the "Payment Monitoring" dashboard and its five widgets."""
+"""§4 Option A: the "Payment Monitoring" dashboard and its five widgets, with §4's details: widget 1
+daily over a 7-day trend, widget 3's 1000/2000 ms threshold markers, widget 5's success rate
+"(successful / total) x 100" (monitoring.yaml says how each is read in Sentry's terms)."""
 
 import pytest
 
