@@ -27,7 +27,10 @@ def runbook_read(spec, paymon_target, pytestconfig, sandbox, sandbox_server):
     settings = paymon_target.runbook(spec.runbook, str(_spec_path(pytestconfig).parent))
     document = read_runbook(settings)
     if sandbox is not None:
-        now = _sandbox_control(sandbox_server, sandbox).now()
+        control = _sandbox_control(sandbox_server, sandbox)
+        now = control.now()
+        if hasattr(control, "close"):  # the control API's client, under xdist
+            control.close()
     else:
         now = document.served_at or time.time()
     return parse_runbook(document.text), document.where, now
