@@ -317,6 +317,8 @@ def reconciliation_findings(client, spec: Spec, now: float | None = None, contro
                             ) -> list[Finding]:
     cron = spec.cron
     name = f"{cron.name} ({cron.slug})"
+    # A token that cannot see the project says so here, not as a 403 on the monitor's path.
+    configured_project_id(client)
     params = {"per_page": 10}
     if cron.environment:
         params["environment"] = cron.environment
