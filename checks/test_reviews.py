@@ -112,6 +112,10 @@ def test_runbook_updated_after_alerts_fired(reviews, spec, pytestconfig, request
     record_property("runbook_alerts_fired_since_their_section_changed",
                     ", ".join(f"{u.alert} ({len(u.fired_at)})" for u in listed) or "none")
     record_property("runbook_alerts_not_judged", ", ".join(n for n, f in firings.items() if f is None) or "none")
+    from paymon.reporting.measurements import MEASUREMENT_PROPERTY, encode
+
+    for unlearnt in listed:  # the weekly page lists them
+        record_property(MEASUREMENT_PROPERTY, encode(unlearnt.measurement()))
     _fail_or_warn(request, lines, spec.runbook.update_outcome)
 
 

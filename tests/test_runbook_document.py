@@ -235,3 +235,20 @@ def test_a_repository_files_history_comes_from_git_blame(tmp_path):
         "--date", "2026-11-01T00:00:00Z")
     stamps = read_runbook_history(RunbookSettings(path=str(tmp_path / "runbook.md")))
     assert len(stamps) == 3 and len(set(stamps)) == 1
+
+
+def test_the_weekly_page_lists_alerts_the_runbook_has_not_learnt_from():
+    from paymon.findings.runbook import UnlearntAlert
+    from paymon.reporting.weekly import render_weekly
+
+    seen = UnlearntAlert("Webhook Processing Failure", "#webhook-processing-failure", NEW_YEAR - 40 * 86400,
+                         [NEW_YEAR - 3 * 86400, NEW_YEAR - 2 * 86400])
+    older = {**seen.measurement(), "firings": 1}
+    runs = [{"started": NEW_YEAR - 5 * 86400, "exit_code": 0, "measurements": [older]},
+            {"started": NEW_YEAR - 86400, "exit_code": 0, "measurements": [seen.measurement()]}]
+    page = render_weekly(runs, now=NEW_YEAR)
+    section = page.split("Alerts that fired since their runbook section last changed</h2>", 1)[1]
+    assert "<td>Webhook Processing Failure</td><td>#webhook-processing-failure</td>" in section
+    assert "<td>2</td>" in section  # the latest review's count, not the older one's
+    empty = render_weekly([{"started": NEW_YEAR - 86400, "exit_code": 0, "measurements": []}], now=NEW_YEAR)
+    assert "No alert fired since its runbook section last changed" in empty

@@ -198,12 +198,21 @@ def section_changed_at(section: Section, line_stamps: list[float]) -> float | No
     return max(stamps) if stamps else None
 
 
+RUNBOOK_UNLEARNT = "runbook_unlearnt"
+"""The measurement kind the weekly page lists: an alert that fired since its runbook section changed."""
+
+
 @dataclass(frozen=True)
 class UnlearntAlert:
     alert: str
     anchor: str
     changed_at: float
     fired_at: list[float]
+
+    def measurement(self) -> dict:
+        return {"kind": RUNBOOK_UNLEARNT, "alert": self.alert, "anchor": self.anchor,
+                "section_changed_at": round(self.changed_at), "firings": len(self.fired_at),
+                "last_fired_at": round(self.fired_at[-1]) if self.fired_at else None}
 
 
 def update_findings(spec: Spec, runbook: Runbook, line_stamps: list[float], firings: dict[str, list[float] | None],

@@ -22,6 +22,7 @@ from pathlib import Path
 from paymon.reporting import charts
 from paymon.reporting.measurements import DELIVERY, P95
 from paymon.reviews.real_alerts import REAL_ALERT
+from paymon.findings.runbook import RUNBOOK_UNLEARNT
 
 WEEK_SECONDS = 7 * 24 * 3600
 _COLOURS = {"pass": "#2e7d32", "warning": "#f9a825", "could not check": "#ef6c00", "fail": "#c62828",
@@ -189,6 +190,21 @@ def _real_alerts_section(runs: list[dict]) -> str:
             + _table(["Alert", "Seen in", "Firings"], [[a, s, n] for (a, s), n in rows.most_common()]))
 
 
+def _runbook_section(runs: list[dict]) -> str:
+    """§7 "Update runbook as new issues discovered": the alerts that fired since their runbook
+    section last changed, as the latest review of the week saw them."""
+    latest: dict[str, dict] = {}
+    for m in sorted(_measured(runs, RUNBOOK_UNLEARNT), key=lambda m: m["started"]):
+        latest[m.get("alert", "?")] = m
+    if not latest:
+        return ("<p class='empty'>No alert fired since its runbook section last changed (or no scheduled "
+                "review ran this week: <code>pytest --reviews</code>).</p>")
+    rows = [[m.get("alert", "?"), m.get("anchor", ""), _day(m["section_changed_at"]) if m.get("section_changed_at")
+             else "never", m.get("firings", 0), _day(m["last_fired_at"]) if m.get("last_fired_at") else "–"]
+            for m in sorted(latest.values(), key=lambda m: -(m.get("firings") or 0))]
+    return _table(["Alert", "Runbook section", "Section last changed", "Firings since", "Last fired"], rows)
+
+
 def render_weekly(runs: list[dict], now: float | None = None) -> str:
     week = last_week(runs, now)
     outcomes = Counter(_EXIT_STATUS.get(r.get("exit_code"), "fail") for r in week)
@@ -215,6 +231,8 @@ tr:nth-child(even){{background:#f5f5f5}}img.plot{{display:block;max-width:100%;m
 {_category_section(week)}
 <h2>Alerts that fired for real</h2>
 {_real_alerts_section(week)}
+<h2>Alerts that fired since their runbook section last changed</h2>
+{_runbook_section(week)}
 </body></html>
 """
 
