@@ -9,6 +9,14 @@ says what fails: an error count up more than `error_increase.ratio` times (and a
 `min_after`), an alert of a `fail_on_fired` severity (fatal, critical: they page) that fired; an
 alert of another severity that fired is a warning. No deploy recorded is "could not check", never a
 pass. Attached: the table (CSV) and, with --alluredir, the before/after chart. Read-only.
+
+§7 Post-Deployment "Review payment dashboard metrics daily for first week": the daily job
+(`dashboard-review`) runs each dashboard widget's own query per UTC day since the latest deploy,
+within `post_deploy.dashboard_review.first_days` of it (later: skipped, the first week is over).
+A widget with no data on a whole day since the deploy fails (unless `may_be_empty`); a day past a
+widget's threshold markers warns / fails; a widget on a dataset Sentry does not serve here (trace
+metrics) warns "could not check". Attached per widget: the table (CSV) and, with --alluredir, the
+per-day plot.
 """
 
 import time
@@ -55,6 +63,44 @@ def test_alerts_and_payment_errors_since_the_deploy(sentry_client, sentry, spec,
         record_property(f"events_before_after[{watched.name}]", f"{watched.before} -> {watched.after}")
     _attach(report, request)
     failures, soft = findings(report, spec)
+    fail_with(failures)
+    if soft:
+        request.node.user_properties.append(("verdict", "warning"))
+        for finding in soft:
+            warnings.warn(PostDeployWarning(f"warning: {finding.line()}"), stacklevel=1)
+
+
+@pytest.mark.criterion("Review payment dashboard metrics daily for first week")
+def test_dashboard_metrics_reviewed_daily_in_the_first_week(sentry_client, spec, sandbox, sandbox_server, request,
+                                                            record_property):
+    import allure
+    from allure_commons.types import AttachmentType
+
+    from paymon.findings import dashboard_review
+    from paymon.findings.post_deploy import latest_deploy
+    from paymon.errors import TargetUnavailable
+    from paymon.reporting.post_deploy_charts import review_attachments
+
+    now = _run_now(sandbox, sandbox_server)
+    deploy = latest_deploy(sentry_client, spec.environment, spec.post_deploy.releases_read)
+    if deploy is None:
+        raise TargetUnavailable(f"no deploy to {spec.environment} recorded in Sentry for project "
+                                f"{sentry_client.settings.project}: no first week to review")
+    age = now - deploy.finished
+    if age < 0:
+        raise TargetUnavailable(f"the latest deploy ({deploy.describe()}) is in the future of this run's clock")
+    first_days = spec.post_deploy.dashboard_review.first_days
+    if age >= first_days:
+        pytest.skip(f"the latest deploy ({deploy.describe()}) is {age / 86400:.1f} days old: past the first "
+                    f"{first_days / 86400:g} days the guide asks for a daily review of (the weekly review covers it)")
+    review = dashboard_review.review(sentry_client, spec, deploy, now)
+    record_property("deploy", deploy.describe())
+    record_property("days_since_deploy", round(age / 86400, 2))
+    draw = bool(getattr(request.config.option, "allure_report_dir", None))
+    for item in review_attachments(review, spec, draw):
+        allure.attach(item.body, name=item.name,
+                      attachment_type=AttachmentType.PNG if item.kind == "png" else AttachmentType.CSV)
+    failures, soft = dashboard_review.findings(review, spec)
     fail_with(failures)
     if soft:
         request.node.user_properties.append(("verdict", "warning"))

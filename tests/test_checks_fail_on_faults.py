@@ -221,6 +221,17 @@ APP_FAULTS = {
         "test_alerts_and_payment_errors_since_the_deploy": "Payment Failure Rate Spike: matching events in the "
                                                            "2.5 h since the deploy towerofbabel-web@2026.12.1",
     },
+    # §7 "Review payment dashboard metrics daily for first week" (the control world without the gap
+    # passes: tests/test_post_deploy.py). 50 h after the deploy the T+24h watch has no deploy to watch.
+    "dashboard-day-without-usage-reports": {
+        "test_dashboard_metrics_reviewed_daily_in_the_first_week": "Usage Reporting Success Rate: events on ",
+        "test_alerts_and_payment_errors_since_the_deploy": "could not check: the latest deploy",
+    },
+    "dashboard-webhook-p95-over-critical": {
+        "test_dashboard_metrics_reviewed_daily_in_the_first_week": "Webhook Processing Time: "
+                                                                   "p95(transaction.duration) on ",
+        "test_payment_transactions_in_sentry[/api/webhooks/lemonsqueezy]": "/api/webhooks/lemonsqueezy",
+    },
     # The runbook (the sandbox's GitLab) does not depend on the alerting generation either.
     "runbook-section-missing": {
         "test_runbook_has_every_response_procedure": "runbook #usage-reporting-failure (for Usage Reporting "
@@ -248,6 +259,8 @@ COULD_NOT_CHECK_FAULTS = {
     "no-deploy-recorded": {
         "test_alerts_and_payment_errors_since_the_deploy": "could not check: no deploy to production recorded in "
                                                            "Sentry for project towerofbabel-web",
+        "test_dashboard_metrics_reviewed_daily_in_the_first_week": "could not check: no deploy to production "
+                                                                   "recorded in Sentry for project towerofbabel-web",
     },
 }
 

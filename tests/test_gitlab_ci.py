@@ -77,7 +77,10 @@ def test_each_live_job_runs_its_profile(ci):
         assert named[name] in profiles, (name, named[name])
     assert named == {"verify": "gate", "synthetic": "synthetic", "review": "review", "drill": "drill",
                      "post-deploy-1h": "post-deploy", "post-deploy-4h": "post-deploy",
-                     "post-deploy-24h": "post-deploy"}
+                     "post-deploy-24h": "post-deploy", "dashboard-review": "post-deploy"}
+    # §7 "Review payment dashboard metrics daily for first week": a daily schedule's pipeline.
+    assert ci["dashboard-review"]["rules"] == [
+        {"if": '$CI_PIPELINE_SOURCE == "schedule" && $PAYMON_PROFILE == "post-deploy"'}]
     delays = {name: [r for r in ci[name]["rules"] if r.get("when") == "delayed"][0]["start_in"]
               for name in ("post-deploy-1h", "post-deploy-4h", "post-deploy-24h")}
     assert delays == {"post-deploy-1h": "1 hour", "post-deploy-4h": "4 hours", "post-deploy-24h": "24 hours"}
@@ -103,7 +106,7 @@ def test_pages_carries_history_from_the_previous_report(ci):
     assert script.index("history.jsonl") < script.index("paymon report --output public")
     assert "jobs/artifacts/$CI_DEFAULT_BRANCH/raw/public/$file?job=pages" in script
     assert pages["artifacts"]["paths"] == ["public"]
-    assert {n["job"] for n in pages["needs"]} == {"verify", "synthetic", "review", "drill"}
+    assert {n["job"] for n in pages["needs"]} == {"verify", "synthetic", "review", "drill", "dashboard-review"}
 
 
 def test_own_merge_requests_run_both_suites(ci):
@@ -145,7 +148,7 @@ def _live_jobs(ci) -> dict[str, dict]:
 def test_jobs_that_act_on_production_share_one_resource_group(ci):
     live = _live_jobs(ci)
     assert set(live) == {"verify", "synthetic", "review", "drill", "post-deploy-1h", "post-deploy-4h",
-                         "post-deploy-24h"}
+                         "post-deploy-24h", "dashboard-review"}
     groups = {job.get("resource_group") for job in live.values()}
     assert groups == {"paymon-production"}, groups
     # Only they: paymon's own tests and the report must not wait behind a production run.

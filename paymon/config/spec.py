@@ -320,6 +320,19 @@ class ErrorIncreaseSpec(_Model):
     min_after: int = Field(default=10, ge=1)
 
 
+class DashboardReviewSpec(_Model):
+    """§7 Post-Deployment "Review payment dashboard metrics daily for first week": each dashboard
+    widget's own query, per day since the latest deploy (checks/test_post_deploy.py)."""
+
+    first_days: Seconds = 7 * 86400
+    """How long after the latest deploy the daily review runs; later the check is skipped."""
+    may_be_empty: list[str] = Field(default_factory=list)
+    """Widgets (titles) whose query may rightly find nothing on a day (a day without payment
+    errors is a good day); every other widget's empty complete day fails."""
+    thresholds_on: dict[str, str] = Field(default_factory=dict)
+    """Widget title -> the aggregate its `thresholds` (dashboard section) are judged on per day."""
+
+
 class PostDeploySpec(_Model):
     """§7 Post-Deployment "Monitor alerts for first 24 hours (T+1hr, T+4hr, T+24hr)": what the
     post-deploy profile's runs judge about the hours since the latest deploy (checks/test_post_deploy.py)."""
@@ -332,6 +345,8 @@ class PostDeploySpec(_Model):
     error_increase: ErrorIncreaseSpec = Field(default_factory=ErrorIncreaseSpec)
     fail_on_fired: list[Severity] = Field(default_factory=lambda: ["fatal", "critical"])
     """An alert of these severities that fired since the deploy fails the watch; any other warns."""
+    dashboard_review: DashboardReviewSpec = Field(default_factory=DashboardReviewSpec)
+    """The daily review of the dashboard's widgets in the first week after the deploy."""
 
 
 class SlackIntegrationSpec(_Model):

@@ -50,3 +50,62 @@ def attachments(report, draw: bool) -> list[Attachment]:
     if draw:
         found.insert(0, Attachment("post-deploy watch", charts.png_bytes(before_after_bars(report)), PNG))
     return found
+
+
+# --- §7 "Review payment dashboard metrics daily for first week" ------------------------------------
+
+def review_csv(review, widget) -> str:
+    """One widget's days since the deploy: events under its query, then each series' value."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["deploy", review.deploy.describe()])
+    writer.writerow(["widget", widget.title, widget.source, f"dataset {widget.dataset}", f"query {widget.query}"])
+    if widget.unchecked:
+        writer.writerow(["could not check", widget.unchecked])
+        return scrub(out.getvalue())
+    series = widget.series()
+    writer.writerow([])
+    writer.writerow(["day (UTC)", "complete day", "events", *series])
+    for day in widget.days:
+        writer.writerow([day.label, day.complete, day.count, *(day.values.get(name, "") for name in series)])
+    return scrub(out.getvalue())
+
+
+@charts.plain_text
+def daily_widget(review, widget, thresholds=None):
+    """One widget's days since the deploy: each series as a line (markers per day, hollow on the
+    partial first and last day), an empty complete day marked red, threshold markers dashed."""
+    figure = charts.new_figure(8.0, 3.6)
+    axes = figure.add_subplot(1, 1, 1)
+    labels = [day.label + ("" if day.complete else " (part)") for day in widget.days]
+    positions = list(range(len(widget.days)))
+    for name in widget.series():
+        axes.plot(positions, [day.values.get(name, 0) for day in widget.days], marker="o", label=scrub(name))
+    for position, day in zip(positions, widget.days):
+        if day.complete and day.count == 0:
+            axes.axvspan(position - 0.4, position + 0.4, color=charts.COLOURS["missing"], alpha=0.2)
+    if thresholds is not None:
+        axes.axhline(thresholds.warning, color=charts.COLOURS["warning"], linestyle="--",
+                     label=f"warning {thresholds.warning:g} {thresholds.unit}")
+        axes.axhline(thresholds.critical, color=charts.COLOURS["critical"], linestyle="--",
+                     label=f"critical {thresholds.critical:g} {thresholds.unit}")
+    axes.set_xticks(positions, labels, fontsize=7, rotation=20)
+    axes.set_title(scrub(f"{widget.title}, per day since the deploy of {review.deploy.version}"), fontsize=9)
+    if not widget.series():
+        axes.text(0.5, 0.5, "no data on any day", transform=axes.transAxes, ha="center")
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(fontsize=7, loc="best")
+    return figure
+
+
+def review_attachments(review, spec, draw: bool) -> list[Attachment]:
+    """Per widget: its table (CSV) and, when Allure results are written, its per-day plot (PNG)."""
+    declared = {w.title: w for w in spec.dashboard.widgets}
+    found = []
+    for widget in review.widgets:
+        if draw and not widget.unchecked:
+            thresholds = declared[widget.title].thresholds if widget.title in declared else None
+            found.append(Attachment(f"dashboard review: {widget.title}",
+                                    charts.png_bytes(daily_widget(review, widget, thresholds)), PNG))
+        found.append(Attachment(f"dashboard review: {widget.title} (table)", review_csv(review, widget), CSV))
+    return found

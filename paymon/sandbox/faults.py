@@ -734,6 +734,46 @@ def _no_deploy_recorded(world: dict, changed: _Changes) -> None:
             changed()
 
 
+# --- §7 "Review payment dashboard metrics daily for first week" ------------------------------------
+
+DASHBOARD_REVIEW_DEPLOY_HOURS_AGO = 50.0
+"""Two days and a bit: the UTC day before the clock's lies wholly after the deploy, whatever the hour."""
+
+
+def dashboard_review_two_days_in(world: dict, changed: _Changes) -> None:
+    """The production deploy 50 h ago, the app's traffic, usage reports and payment errors spread
+    over the hours since it (the same rates as the golden world's), so the review has whole days
+    to judge. Not a fault on its own: the control world of `dashboard-day-without-usage-reports`."""
+    history = _app(world, changed).setdefault("history", {})
+    for deploy in history.get("deploys") or []:
+        if deploy.get("environment") == "production" and deploy.get("hours_ago") != DASHBOARD_REVIEW_DEPLOY_HOURS_AGO:
+            deploy["hours_ago"] = DASHBOARD_REVIEW_DEPLOY_HOURS_AGO
+            changed()
+    span = f"{DASHBOARD_REVIEW_DEPLOY_HOURS_AGO:g}h"
+    history["traffic"] = {**(history.get("traffic") or {}), "per_endpoint": 100, "over": span}
+    history["usage_reports"] = {**(history.get("usage_reports") or {}), "count": 200, "over": span}
+    history["payment_errors"] = {**(history.get("payment_errors") or {}), "over": f"{2 * DASHBOARD_REVIEW_DEPLOY_HOURS_AGO:g}h"}
+
+
+def _dashboard_day_without_usage_reports(world: dict, changed: _Changes) -> None:
+    """Two days since the deploy, and no usage report at all yesterday (UTC): the usage-reporting job
+    was down, widget 5 ("Usage Reporting Success Rate") showed nothing for the day."""
+    dashboard_review_two_days_in(world, changed)
+    usage = _app(world, changed)["history"]["usage_reports"]
+    usage["none_on_utc_day_ago"] = 1
+    changed()
+
+
+def _dashboard_webhook_p95_over_critical(world: dict, changed: _Changes) -> None:
+    """The webhook requests of the hour before the run took p50 1.5 s, p95 2.6 s (the app's latency
+    knob, what the probes meet now, unchanged): widget 3's p95 for today is past its 2000 ms marker."""
+    traffic = _app(world, changed).setdefault("history", {}).setdefault("traffic", {})
+    then = traffic.setdefault("latency_ms", {})
+    if then.get("/api/webhooks/lemonsqueezy") != {"p50": 1500, "p95": 2600}:
+        then["/api/webhooks/lemonsqueezy"] = {"p50": 1500, "p95": 2600}
+        changed()
+
+
 _WORLD_FAULTS: dict[str, Callable[[dict, _Changes], None]] = {
     "checkout-without-test-mode": _app_knob("answer_test_mode", False),
     "runbook-section-missing": _runbook_section_missing,
@@ -766,6 +806,8 @@ _WORLD_FAULTS: dict[str, Callable[[dict, _Changes], None]] = {
     "wrong-routing-key": _wrong_routing_key,
     "post-deploy-regression": _app_history("payment_errors", {"per_hour": 2, "over": "8h", "after_deploy": 6.0}),
     "no-deploy-recorded": _no_deploy_recorded,
+    "dashboard-day-without-usage-reports": _dashboard_day_without_usage_reports,
+    "dashboard-webhook-p95-over-critical": _dashboard_webhook_p95_over_critical,
     "slack-late": _slack_late,
     "pagerduty-late": _pagerduty_late,
 }
@@ -830,6 +872,10 @@ FAULTS: dict[str, str] = {
     "post-deploy-regression": "payment app: checkout failures six times as frequent since the production deploy "
                               "(2 an hour before it, 12 after)",
     "no-deploy-recorded": "no deploy to production recorded in Sentry (the deploy job stopped recording them)",
+    "dashboard-day-without-usage-reports": "payment app: deployed 50 h ago, and no PAYG usage report at all "
+                                           "yesterday (UTC): the usage-reporting job was down for the day",
+    "dashboard-webhook-p95-over-critical": "payment app: webhook requests of the last hour took p95 2.6 s "
+                                           "(widget 3's critical marker: 2000 ms)",
     "slack-late": "Sentry's Slack posts arrive 5 s after the event",
     "pagerduty-late": "Sentry's page reaches PagerDuty 9 s after the event",
     "threshold": 'alert "Payment Failure Rate Spike": critical threshold 10 -> 20',

@@ -20,7 +20,11 @@ Shape of `world["app"]` (see `worlds/app.json`):
     history         what happened before the sandbox started, replayed at start (into Sentry, and
                     for usage reports into the DB and LS too), reconciliation runs first:
                     traffic         {"per_endpoint": n, "over": "1h"}   sampled request transactions
+                                    ("latency_ms": {endpoint: {p50, p95}}: those requests were that
+                                    slow, whatever the app's latency knob says now)
                     usage_reports   {"count": n, "over": "24h"}        PAYG usage reports to LS
+                                    ("none_on_utc_day_ago": k: none in the whole UTC day k days
+                                    before the clock's, the job was down)
                     reconciliation  ["ok" | "error" | "missed", ...]   the job's last runs at the
                                     cron schedule's ticks, oldest first (missed: Sentry records a
                                     missed check-in)
@@ -564,10 +568,13 @@ class AppBackend:
         rate = float(self.knobs["traces_sample_rate"])
         if traffic and rate > 0:
             over = _seconds(traffic.get("over"), 3600.0)
+            then = traffic.get("latency_ms") or {}
+            past = self._latencies({**then, "default": None}) if then else {}
             for endpoint in ENDPOINTS:
+                latency = past[endpoint] if endpoint in then else self._latency[endpoint]
                 for _ in range(int(traffic.get("per_endpoint", 0))):
                     at = now - rng.uniform(5.0, over)
-                    duration = self._latency[endpoint].draw(rng)
+                    duration = latency.draw(rng)
                     with self.telemetry.at(at), self.telemetry.transaction(
                             endpoint, "http.server", duration_ms=duration, sampled=True) as tx:
                         tx.set_http_status(200)
@@ -578,7 +585,11 @@ class AppBackend:
             over = _seconds(usage.get("over"), 86400.0)
             count = int(usage.get("count", 0))
             every = max(1, round(1 / rate)) if rate > 0 else None
+            down = usage.get("none_on_utc_day_ago")
+            down_from = (int(now // 86400) - int(down)) * 86400 if down is not None else None
             for i, at in enumerate(sorted(now - rng.uniform(5.0, over) for _ in range(count))):
+                if down_from is not None and down_from <= at < down_from + 86400:
+                    continue
                 with self.telemetry.at(at):
                     self.report_usage(items[i % len(items)], 1,
                                       sampled=(every is not None and i % every == 0))
