@@ -37,6 +37,7 @@ SPEC = load_spec("monitoring.yaml")
 def _world(slack_active: bool = True) -> dict:
     world = golden_world("workflow")
     world["app"]["history"] = {}  # only what each test stores
+    world["pagerduty"]["knobs"]["acknowledge_after"] = None  # the tests script the acknowledgements
     if not slack_active:
         for integration in world["sentry"]["integrations"]:
             if (integration.get("provider") or {}).get("key") == "slack":

@@ -54,6 +54,12 @@ def both():
 
 # --- server lifecycle ----------------------------------------------------------------------------
 
+def _mounted(world: dict) -> set[str]:
+    """The backends a world mounts: one per service, and with the payment app its Lemon Squeezy
+    account's API (paymon/sandbox/lemonsqueezy serves the app's own rows, no world key of its own)."""
+    return set(world) | ({"lemonsqueezy"} if "app" in world else set())
+
+
 def test_server_starts_serves_and_stops_cleanly():
     server = SandboxServer(golden_world("workflow")).start()  # how fast: bench/sandbox_speed.py
     try:
@@ -62,7 +68,7 @@ def test_server_starts_serves_and_stops_cleanly():
         assert {k: info[k] for k in ("base_url", "token", "org", "project")} == {
             "base_url": server.base_url, "token": server.sentry_token, "org": ORG, "project": PROJECT}
         assert info["dsn"].endswith(f"@127.0.0.1:{server.port}/{server.sentry.projects[0]['id']}")
-        assert server.backend("sentry") is server.sentry and set(server.backends) == set(golden_world("workflow"))
+        assert server.backend("sentry") is server.sentry and set(server.backends) == _mounted(golden_world("workflow"))
         with _client(server) as client:
             assert client.get(f"{O}/projects/").status_code == 200
     finally:
@@ -73,7 +79,7 @@ def test_server_starts_serves_and_stops_cleanly():
 
 def test_build_app_mounts_only_services_present():
     world = golden_world("legacy")
-    assert set(build_app(world).state.backends) == set(world)
+    assert set(build_app(world).state.backends) == _mounted(world)
     assert set(build_app({"sentry": world["sentry"]}).state.backends) == {"sentry"}
     assert build_app({}).state.backends == {}
 

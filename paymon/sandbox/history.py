@@ -212,6 +212,8 @@ def acknowledge_incidents(pagerduty, *, since: float, until: float, seed: int, s
     """The on-call person of each incident opened in [since, until] acknowledges it after a few
     minutes (a `share` of them, and only if it had not resolved by then)."""
     rng = random.Random(f"acks-{seed}")
+    # Sentry judges metric alerts lazily, on its subscription updates: let it page first.
+    pagerduty.hub.settle()
     incidents = [i for i in pagerduty.incidents if since <= i.created_at <= until + HOUR]
     acknowledged = 0
     for index, incident in enumerate(sorted(incidents, key=lambda i: i.created_at)):
@@ -248,5 +250,9 @@ def sandbox_with_history(*, days: int, seed: int, generation: str = "workflow", 
     from paymon.sandbox.server import SandboxServer
     from paymon.sandbox.world import golden_world
 
-    with SandboxServer(world or golden_world(generation)) as server:
+    world = world or golden_world(generation)
+    # The history scripts who acknowledged what and when (acknowledge_incidents); the on-call
+    # stand-in that acknowledges every high-urgency page after `acknowledge_after` would answer first.
+    world.setdefault("pagerduty", {}).setdefault("knobs", {})["acknowledge_after"] = None
+    with SandboxServer(world) as server:
         yield server, load_sandbox_history(server, days=days, seed=seed)
