@@ -77,25 +77,15 @@ def test_dashboard_metrics_reviewed_daily_in_the_first_week(sentry_client, spec,
     from allure_commons.types import AttachmentType
 
     from paymon.findings import dashboard_review
-    from paymon.findings.post_deploy import latest_deploy
-    from paymon.errors import TargetUnavailable
     from paymon.reporting.post_deploy_charts import review_attachments
 
     now = _run_now(sandbox, sandbox_server)
-    deploy = latest_deploy(sentry_client, spec.environment, spec.post_deploy.releases_read)
-    if deploy is None:
-        raise TargetUnavailable(f"no deploy to {spec.environment} recorded in Sentry for project "
-                                f"{sentry_client.settings.project}: no first week to review")
-    age = now - deploy.finished
-    if age < 0:
-        raise TargetUnavailable(f"the latest deploy ({deploy.describe()}) is in the future of this run's clock")
-    first_days = spec.post_deploy.dashboard_review.first_days
-    if age >= first_days:
-        pytest.skip(f"the latest deploy ({deploy.describe()}) is {age / 86400:.1f} days old: past the first "
-                    f"{first_days / 86400:g} days the guide asks for a daily review of (the weekly review covers it)")
+    deploy, not_now = dashboard_review.deploy_to_review(sentry_client, spec, now)
+    if not_now:
+        pytest.skip(not_now)
     review = dashboard_review.review(sentry_client, spec, deploy, now)
     record_property("deploy", deploy.describe())
-    record_property("days_since_deploy", round(age / 86400, 2))
+    record_property("days_since_deploy", round((now - deploy.finished) / 86400, 2))
     draw = bool(getattr(request.config.option, "allure_report_dir", None))
     for item in review_attachments(review, spec, draw):
         allure.attach(item.body, name=item.name,

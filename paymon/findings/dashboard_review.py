@@ -1,6 +1,7 @@
 """§7 Post-Deployment "Review payment dashboard metrics daily for first week": each widget of the
 "Payment Monitoring" dashboard, its own query run per UTC day since the latest deploy (read-only).
 
+    deploy_to_review(client, spec, now) (the latest deploy, why not to review it now or None)
     review(client, spec, deploy, now)   a DashboardReview (per widget: per day, count and aggregates)
     findings(review, spec)              (failures, warnings) as Findings
 
@@ -17,11 +18,13 @@ partial (the deploy's day, today).
 Findings (monitoring.yaml `post_deploy.dashboard_review`): a widget whose query finds nothing on a
 complete day since the deploy fails naming the day (a blind widget cannot be reviewed), unless it
 `may_be_empty`; a widget with `thresholds` judged on the aggregate `thresholds_on` names warns /
-fails on each day whose value crosses warning / critical. A widget on a dataset paymon's other
-checks never read (trace metrics, served as `dataset=tracemetrics`: Sentry's
-`tests/snuba/api/endpoints/test_organization_events_timeseries_trace_metrics.py`,
-`src/sentry/search/eap/trace_metrics/aggregates.py` for `max(value,<name>,<type>,<unit>)`) that the
-server refuses is "could not check" for that widget, a warning naming the reason.
+fails on each day whose value crosses warning / critical. Widget 4 reads trace metrics (the app's
+`subscriptions.active` gauge), which events-timeseries serves as `dataset=tracemetrics` (getsentry/
+sentry `tests/snuba/api/endpoints/test_organization_events_timeseries_trace_metrics.py`;
+`src/sentry/search/eap/trace_metrics/aggregates.py` for `max(value,<name>,<type>,<unit>)`), its
+presence counted with `count(value,<name>,<type>,<unit>)`. A server that refuses such a query (a
+self-hosted Sentry without trace metrics) leaves that widget "could not check", a warning naming the
+reason; a refused query on the events datasets is "could not check" for the whole review.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from paymon.config.spec import Spec, WidgetSpec
 from paymon.errors import TargetUnavailable
 from paymon.findings.dashboards import find_widget, widget_query
 from paymon.findings.model import Finding
+from paymon.findings.post_deploy import Deploy, latest_deploy
 
 DAY = 86400
 TOP_EVENTS = 10
@@ -151,13 +155,23 @@ def _series(client, widget: WidgetReview, y_axis: str, grouped: bool, project: s
     return out
 
 
+def _count_axis(widget: WidgetReview) -> str:
+    """count() under the widget's query; for trace metrics, of the widget's metric: the dataset holds
+    every metric the app sends, and an aggregate names its metric in its arguments."""
+    if widget.dataset == "tracemetrics" and widget.aggregates:
+        inner = widget.aggregates[0][widget.aggregates[0].index("(") + 1:-1]
+        if inner.count(",") == 3:
+            return f"count({inner})"
+    return "count()"
+
+
 def review_widget(client, widget: WidgetReview, project: str, environment: str | None, start: float,
                   end: float) -> WidgetReview:
     first = int(start // DAY) * DAY
     widget.days = [Day(d, d >= start and d + DAY <= end) for d in range(first, int(end), DAY)]
     by_start = {d.start: d for d in widget.days}
     try:
-        for _, counts in _series(client, widget, "count()", False, project, environment, start, end):
+        for _, counts in _series(client, widget, _count_axis(widget), False, project, environment, start, end):
             for at, value in counts.items():
                 if at in by_start:
                     by_start[at].count += int(value)
@@ -170,11 +184,30 @@ def review_widget(client, widget: WidgetReview, project: str, environment: str |
         if widget.dataset not in OPTIONAL_DATASETS:
             raise
         widget.days = []
-        widget.unchecked = f"Sentry does not serve its dataset {widget.dataset!r} here: {exc}"
+        widget.unchecked = f"Sentry refused its {widget.dataset} query (a dataset or aggregate it does not serve): {exc}"
     return widget
 
 
-def review(client, spec: Spec, deploy, now: float) -> DashboardReview:
+def deploy_to_review(client, spec: Spec, now: float) -> tuple[Deploy, str | None]:
+    """The latest deploy to the spec's environment, and why the review does not run now (its first
+    days are over), or None. Raises TargetUnavailable when Sentry records no deploy: no deploy is no
+    first week, and saying "skipped" would hide a deploy job that stopped recording."""
+    deploy = latest_deploy(client, spec.environment, spec.post_deploy.releases_read)
+    if deploy is None:
+        raise TargetUnavailable(f"no deploy to {spec.environment} recorded in Sentry for project "
+                                f"{client.settings.project}: no first week to review. Record each deploy "
+                                "(sentry-cli releases deploys new) in the deploy job")
+    age = now - deploy.finished
+    if age < 0:
+        raise TargetUnavailable(f"the latest deploy ({deploy.describe()}) is in the future of this run's clock")
+    first_days = spec.post_deploy.dashboard_review.first_days
+    if age >= first_days:
+        return deploy, (f"the latest deploy ({deploy.describe()}) is {age / DAY:.1f} days old: past the first "
+                        f"{first_days / DAY:g} days the guide asks a daily dashboard review for")
+    return deploy, None
+
+
+def review(client, spec: Spec, deploy: Deploy, now: float) -> DashboardReview:
     """Every widget of monitoring.yaml's dashboard, per day from the deploy to `now`."""
     dashboard = find_dashboard(client, spec.dashboard.title)
     project = configured_project_id(client)

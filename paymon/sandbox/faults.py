@@ -752,6 +752,7 @@ def dashboard_review_two_days_in(world: dict, changed: _Changes) -> None:
     span = f"{DASHBOARD_REVIEW_DEPLOY_HOURS_AGO:g}h"
     history["traffic"] = {**(history.get("traffic") or {}), "per_endpoint": 100, "over": span}
     history["usage_reports"] = {**(history.get("usage_reports") or {}), "count": 200, "over": span}
+    history["subscriptions_gauge"] = {**(history.get("subscriptions_gauge") or {}), "over": span}
     history["payment_errors"] = {**(history.get("payment_errors") or {}), "over": f"{2 * DASHBOARD_REVIEW_DEPLOY_HOURS_AGO:g}h"}
 
 

@@ -22,6 +22,8 @@ Shape of `world["app"]` (see `worlds/app.json`):
                     traffic         {"per_endpoint": n, "over": "1h"}   sampled request transactions
                                     ("latency_ms": {endpoint: {p50, p95}}: those requests were that
                                     slow, whatever the app's latency knob says now)
+                    subscriptions_gauge {"every": "1h", "over": "24h"}  the hourly gauge
+                                    `subscriptions.active` per tier (a trace metric)
                     usage_reports   {"count": n, "over": "24h"}        PAYG usage reports to LS
                                     ("none_on_utc_day_ago": k: none in the whole UTC day k days
                                     before the clock's, the job was down)
@@ -474,6 +476,16 @@ class AppBackend:
         return {"schedule": {"type": "crontab", "value": self.knobs["cron_schedule"]}, "timezone": "UTC",
                 "checkin_margin": 5, "max_runtime": 30}
 
+    def record_active_subscriptions(self) -> None:
+        """The app's hourly gauge `subscriptions.active` per tier (§4 widget 4, "Active Subscriptions
+        by Tier"), as `sentry_sdk.metrics.gauge` sends it."""
+        tiers: dict[str, int] = {}
+        for row in self.db.subscriptions():
+            if row.get("status") == "active" and row.get("tier"):
+                tiers[row["tier"]] = tiers.get(row["tier"], 0) + 1
+        for tier, active in sorted(tiers.items()):
+            self.telemetry.gauge("subscriptions.active", active, {"tier": tier})
+
     def reconcile(self, crash: bool = False, replay_duration_s: float | None = None,
                   monitor_slug: str | None = None, check_in_id: str | None = None) -> dict:
         """The reconciliation job: check in `in_progress`, compare the DB with Lemon Squeezy, report
@@ -578,6 +590,14 @@ class AppBackend:
                     with self.telemetry.at(at), self.telemetry.transaction(
                             endpoint, "http.server", duration_ms=duration, sampled=True) as tx:
                         tx.set_http_status(200)
+        gauge = history.get("subscriptions_gauge") or {}
+        if gauge:
+            every = _seconds(gauge.get("every"), 3600.0)
+            at = now - _seconds(gauge.get("over"), 86400.0)
+            while at < now:
+                with self.telemetry.at(at):
+                    self.record_active_subscriptions()
+                at += every
         usage = history.get("usage_reports") or {}
         items = [r["subscription_item_id"] for r in self.db.subscriptions()
                  if r.get("is_usage_based") and r.get("subscription_item_id") and r["status"] == "active"]

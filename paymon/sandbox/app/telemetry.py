@@ -199,6 +199,19 @@ class AppTelemetry:
             return capture_checkin(monitor_slug=slug, check_in_id=check_in_id, status=status, duration=duration_s,
                                    monitor_config=monitor_config)
 
+    def gauge(self, name: str, value: float, attributes: dict | None = None) -> None:
+        """A trace metric (`sentry_sdk.metrics.gauge`): the SDK batches it for up to 5 s; a pinned
+        (history) one is sent at once, so it is received at the pinned time."""
+        import sentry_sdk.metrics
+
+        with self.scope() as scope:
+            if scope is None:
+                return
+            sentry_sdk.metrics.gauge(name, value, attributes=attributes)
+        batcher = getattr(self._client, "metrics_batcher", None)
+        if batcher is not None and self.pinned_time is not None:
+            batcher.flush()
+
     def flush(self, timeout: float = 5.0) -> None:
         if self._client is not None:
             self._client.flush(timeout=timeout)

@@ -37,9 +37,9 @@ MAX_ENVELOPE_BYTES = 100 * 1024 * 1024
 ITEM_CATEGORIES = {
     "event": "error", "transaction": "transaction", "check_in": "monitor", "session": "session",
     "sessions": "session", "attachment": "attachment", "profile": "profile", "span": "span",
-    "log": "log_item", "client_report": "internal",
+    "log": "log_item", "client_report": "internal", "trace_metric": "trace_metric",
 }
-STORED_ITEM_TYPES = ("event", "transaction", "check_in")
+STORED_ITEM_TYPES = ("event", "transaction", "check_in", "trace_metric")
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from paymon.sandbox.sentry.discover import EventsTable, sort_rows
 from paymon.sandbox.sentry.engine import DEFAULT_DELIVERY_DELAY, AlertEngine, AlertFiring
 from paymon.sandbox.sentry.events import EventStore, Issue, StoredEvent, normalise, serialize_event, serialize_issue
 from paymon.sandbox.sentry.releases import LAST_PER_ENVIRONMENT, ReleaseStore
+from paymon.sandbox.sentry.trace_metrics import TraceMetricStore
 from paymon.sandbox.sentry.exceptions import (
     IngestRateLimited,
     IngestRejected,
@@ -143,6 +144,7 @@ class SentryBackend(HttpFaults):
         self.releases = ReleaseStore(world.get("releases", []), self.projects,
                                      listing=knobs.get("deploys_listing", LAST_PER_ENVIRONMENT))
         self.events = EventStore(first_short_id=int(knobs.get("first_short_id", 42)))
+        self.trace_metrics = TraceMetricStore()  # the SDK's metrics (dataset tracemetrics)
         self._alert_firings: list[AlertFiring] = []
         self._outbox: list[dict] = []
         self._data_lock = threading.RLock()
@@ -455,6 +457,9 @@ class SentryBackend(HttpFaults):
                 payload = item.json()  # unknown item types never get here: skipped, not rejected
                 if item.type == "check_in":
                     apply_checkin(self.monitors, self.monitor_checkins, payload, project, now)
+                    continue
+                if item.type == "trace_metric":
+                    self.trace_metrics.add(payload, str(project["id"]), now)
                     continue
                 if self._is_own_telemetry(payload):
                     continue

@@ -13,6 +13,7 @@ milliseconds; `meta.interval` is the bucket size in milliseconds.
 
 from __future__ import annotations
 
+from paymon.sandbox.sentry.trace_metrics import timeseries_body
 from paymon.sandbox.sentry.discover import (
     DATASET_TYPES,
     EventsTable,
@@ -94,6 +95,19 @@ def timeseries(backend, projects: list[dict], params, start: float, end: float) 
     now = backend.sync()
     project_ids = {str(p["id"]) for p in projects}
     environments = params.getlist("environment") if hasattr(params, "getlist") else params.get("environment") or []
+    if params.get("dataset") == "tracemetrics":  # the SDK's metrics, not events (trace_metrics.py)
+        starts = bucket_starts(start, end, interval)
+        group_by = params.getlist("groupBy") if hasattr(params, "getlist") else []
+        if interval < 1 or len(starts) > MAX_BUCKETS:
+            raise ValueError(f"Your interval and date range would create too many results. Use a larger interval, "
+                             f"or a smaller date range. ({len(starts)} > {MAX_BUCKETS} buckets)")
+        if group_by and top_events is None:
+            raise ValueError("topEvents is required with groupBy")
+        if top_events is not None and not 1 <= top_events <= MAX_TOP_EVENTS:
+            raise ValueError(f"topEvents must be between 1 and {MAX_TOP_EVENTS}")
+        return timeseries_body(backend.trace_metrics, project_ids, environments, params, start, end, starts,
+                               interval, group_by, top_events,
+                               str(params.get("excludeOther", "")).lower() in ("1", "true"))
     with backend._data_lock:
         events = [e for e in backend.events.visible_events(now, start, end)
                   if e.project_id in project_ids and (not environments or e.environment in environments)]
