@@ -81,6 +81,9 @@ def test_each_live_job_runs_its_profile(ci):
     # §7 "Review payment dashboard metrics daily for first week": a daily schedule's pipeline.
     assert ci["dashboard-review"]["rules"] == [
         {"if": '$CI_PIPELINE_SOURCE == "schedule" && $PAYMON_PROFILE == "post-deploy"'}]
+    # only the review: the T+24h watch's "could not check" on later days would fail the daily job
+    review_command = _pytest_command(_resolved(ci, "dashboard-review"))
+    assert review_command[review_command.index("-k") + 1] == "test_dashboard_metrics_reviewed_daily_in_the_first_week"
     delays = {name: [r for r in ci[name]["rules"] if r.get("when") == "delayed"][0]["start_in"]
               for name in ("post-deploy-1h", "post-deploy-4h", "post-deploy-24h")}
     assert delays == {"post-deploy-1h": "1 hour", "post-deploy-4h": "4 hours", "post-deploy-24h": "24 hours"}
