@@ -1,9 +1,13 @@
 """The post-deployment watch (paymon.findings.post_deploy) against the sandbox: the latest deploy found
 through Sentry's releases (both deploy listings), a regression named with its counts, no deploy as
 "could not check", paymon's own firings told apart from production's; and the releases emulator's
-answers validated against the 2026-08 spec."""
+answers validated against the 2026-08 spec. The daily dashboard review (paymon.findings.dashboard_review)
+too: every widget per day since the deploy, an empty whole day and a p95 past the critical marker
+named with day and value, widget 4's trace metrics, skipped after the first week."""
 
 from __future__ import annotations
+
+import re
 
 import httpx
 import jsonschema
@@ -351,3 +355,21 @@ def test_widget_4_reads_the_apps_gauge_per_tier_and_a_refused_metric_query_is_co
     assert warnings[0].line().startswith("Active Subscriptions by Tier: daily review expected checked, actual could "
                                          "not check: Sentry refused its tracemetrics query")
     assert "timer is not one of counter, gauge, distribution" in warnings[0].line()
+
+
+@pytest.mark.parametrize("old,new,message", [
+    ("may_be_empty: [Payment Failure Rate]", "may_be_empty: [Payment Failures]",
+     "post_deploy.dashboard_review: 'Payment Failures' is not one of the dashboard's widgets"),
+    ("Webhook Processing Time: p95(transaction.duration)", "Webhook Processing Time: p90(transaction.duration)",
+     "thresholds_on: widget 'Webhook Processing Time' needs thresholds and the aggregate 'p90(transaction.duration)'"),
+])
+def test_dashboard_review_settings_name_real_widgets(old, new, message):
+    from pathlib import Path
+
+    from paymon.config.spec import parse_spec
+    from paymon.errors import ConfigError
+
+    text = Path("monitoring.yaml").read_text()
+    assert old in text
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_spec(text.replace(old, new))

@@ -588,6 +588,20 @@ class Spec(_Model):
         self._webhook_probe_stays_below_its_alert()
         return self
 
+    @model_validator(mode="after")
+    def _dashboard_review_names_widgets(self) -> "Spec":
+        """post_deploy.dashboard_review names dashboard widgets; a typo would silently judge nothing."""
+        review = self.post_deploy.dashboard_review
+        widgets = {w.title: w for w in self.dashboard.widgets}
+        for title in review.may_be_empty + list(review.thresholds_on):
+            if title not in widgets:
+                raise ValueError(f"post_deploy.dashboard_review: {title!r} is not one of the dashboard's widgets")
+        for title, aggregate in review.thresholds_on.items():
+            if widgets[title].thresholds is None or aggregate not in widgets[title].aggregates:
+                raise ValueError(f"post_deploy.dashboard_review.thresholds_on: widget {title!r} needs thresholds "
+                                 f"and the aggregate {aggregate!r}")
+        return self
+
     def _webhook_probe_stays_below_its_alert(self) -> None:
         """One run's failed deliveries (the p95 probe's, plus the signature check's one signed
         delivery) must be at most half of the events that fire the webhook-failure alert: the other
