@@ -410,6 +410,14 @@ def _get_calls(server, api) -> list[tuple[str, str, bool]]:
                                     f"&statsPeriod=2h&groupBy=issue.id&topEvents=10&sort=-count()", False),
         (f"{O}/events-timeseries/", f"{o}/events-timeseries/?dataset=transactions"
                                     f"&yAxis=p95(transaction.duration)&interval=3600&statsPeriod=1d", False),
+        # What the daily dashboard review asks (paymon.findings.dashboard_review): a widget's query
+        # per day, widget 4's trace metrics grouped by tier.
+        (f"{O}/events-timeseries/", f"{o}/events-timeseries/?dataset=tracemetrics"
+                                    f"&yAxis=max(value,subscriptions.active,gauge,-)&interval=86400&statsPeriod=2d"
+                                    f"&groupBy=tier&topEvents=10&excludeOther=0", False),
+        (f"{O}/events-timeseries/", f"{o}/events-timeseries/?dataset=tracemetrics"
+                                    f"&yAxis=count(value,subscriptions.active,gauge,-)&interval=86400&statsPeriod=2d",
+         False),
     ]
 
 
@@ -446,6 +454,12 @@ def test_every_new_get_body_matches_both_specs(spec_book):  # noqa: F811 (the im
         backend.store_event({"type": "transaction", "transaction": "/api/checkout/pro", "start_timestamp": now - 0.4,
                              "timestamp": now, "contexts": {"trace": {"status": "ok", "op": "http.server"}}},
                             item_type="transaction")
+        # the app's gauge, as sentry_sdk.metrics.gauge sends it (a trace_metric item)
+        backend.trace_metrics.add({"version": 2, "items": [
+            {"timestamp": now, "name": "subscriptions.active", "type": "gauge", "value": 3.0,
+             "attributes": {"tier": {"value": "pro", "type": "string"},
+                            "sentry.environment": {"value": "production", "type": "string"}}}]},
+            str(backend.projects[0]["id"]), now)
         problems, validated, covered = [], 0, set()
         for spec_path, url, paginated in _get_calls(server, api):
             covered.add(spec_path)
