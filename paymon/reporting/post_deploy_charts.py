@@ -73,14 +73,17 @@ def review_csv(review, widget) -> str:
 
 @charts.plain_text
 def daily_widget(review, widget, thresholds=None):
-    """One widget's days since the deploy: each series as a line (markers per day, hollow on the
-    partial first and last day), an empty complete day marked red, threshold markers dashed."""
+    """One widget's days since the deploy: each series as a line (a marker per day, a gap on a day
+    without events), each day's events under its date, an empty whole day red, threshold markers
+    dashed."""
     figure = charts.new_figure(8.0, 3.6)
     axes = figure.add_subplot(1, 1, 1)
-    labels = [day.label + ("" if day.complete else " (part)") for day in widget.days]
+    labels = [f"{day.label}{'' if day.complete else ' (part)'}\n{day.count} events" for day in widget.days]
     positions = list(range(len(widget.days)))
     for name in widget.series():
-        axes.plot(positions, [day.values.get(name, 0) for day in widget.days], marker="o", label=scrub(name))
+        # A day without events has no value (a rate or percentile of nothing is not 0): a gap.
+        axes.plot(positions, [day.values.get(name, 0) if day.count else float("nan") for day in widget.days],
+                  marker="o", label=scrub(name))
     for position, day in zip(positions, widget.days):
         if day.complete and day.count == 0:
             axes.axvspan(position - 0.4, position + 0.4, color=charts.COLOURS["missing"], alpha=0.2)
