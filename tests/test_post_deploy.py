@@ -265,17 +265,19 @@ def test_a_day_without_usage_reports_fails_naming_the_widget_and_the_day():
 
 
 def test_webhook_p95_past_the_critical_marker_fails_naming_the_day_and_the_value():
-    from paymon.findings.dashboard_review import day_label, findings as review_findings
+    from paymon.findings.dashboard_review import findings as review_findings
 
     with SandboxServer(apply_fault(golden_world("workflow"), "dashboard-webhook-p95-over-critical")) as server:
-        today = day_label(server.clock.now())
         review = _review(server)
     failures, warnings = review_findings(review, SPEC)
-    assert [f.alert for f in failures] == ["Webhook Processing Time"] and not warnings
-    value = next(d for d in review.widgets[2].days if d.label == today).values["p95(transaction.duration)"]
-    assert value > 2000
-    assert (f"p95(transaction.duration) on {today} (UTC, part of the day) expected at most 2000 ms (critical "
-            f"marker), actual {value:.0f} ms") in failures[0].line()
+    # The slow hour is today's, or straddles midnight when the run is just past it: a failure per day.
+    assert failures and {f.alert for f in failures} == {"Webhook Processing Time"} and not warnings
+    for failure in failures:
+        day = next(d for d in review.widgets[2].days if f" on {d.label} " in failure.field)
+        value = day.values["p95(transaction.duration)"]
+        assert value > 2000 and not day.complete
+        assert (f"p95(transaction.duration) on {day.label} (UTC, part of the day) expected at most 2000 ms "
+                f"(critical marker), actual {value:.0f} ms") in failure.line()
 
 
 def _one_widget_review(title: str, days: list):
