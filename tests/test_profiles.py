@@ -223,3 +223,14 @@ def test_the_gate_fails_on_an_endpoint_its_three_samples_prove_critical(run_suit
     assert run.returncode == 1, run.output
     assert run.failed == {"test_endpoint_p95[/api/checkout/payg]"}, run.failures
     assert "critical: /api/checkout/payg: p95 1400.0 ms" in run.failures["test_endpoint_p95[/api/checkout/payg]"]
+
+
+def test_the_readmes_criterion_table_is_what_the_checks_say(run_suite):
+    """README's table of the guide's criteria (which checks prove each, in which profiles) is the
+    output of `pytest --list-criteria`: a new check or profile that changes it changes the README."""
+    run = run_suite("--list-criteria")
+    assert run.returncode == 0, run.output
+    listed = [line for line in run.output.splitlines() if line.startswith("|")]
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("<!-- criteria-table:start -->")[1].split("<!-- criteria-table:end -->")[0]
+    assert [line for line in block.splitlines() if line.startswith("|")] == listed
