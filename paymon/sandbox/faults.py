@@ -218,11 +218,14 @@ def _per_issue_rule(metric_rule: dict) -> dict:
         "actions": [
             {"id": "sentry.integrations.slack.notify_action.SlackNotifyServiceAction",
              "workspace": str(slack["integrationId"]), "channel": slack["targetIdentifier"],
-             "channel_id": slack["inputChannelId"], "tags": "environment,level", "notes": "",
+             # The runbook link moves with the rule (an issue alert carries it in its Slack notes):
+             # the one fault is the counting, not a dropped link.
+             "channel_id": slack["inputChannelId"], "tags": "environment,level",
+             "notes": metric_rule.get("description") or "",
              "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, "paymon/611201/slack")),
              "name": f"Send a notification to the TowerOfBabel Slack workspace to {slack['targetIdentifier']} "
                      f"(optionally, an ID: {slack['inputChannelId']}) and show tags [environment,level] "
-                     "and notes  in notification"},
+                     f"and notes {metric_rule.get('description') or ''} in notification"},
             *[_email_action(a) for a in emails],
         ],
         "actionMatch": "all",
