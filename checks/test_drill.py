@@ -57,7 +57,13 @@ def test_on_call_confirmed_page(drill_results, spec, record_property):
     for page in pages:
         if page.acknowledged_at is not None and page.arrived_at is not None:
             record_property(f"acknowledged_{page.alert}_seconds", page.acknowledged_at - page.arrived_at)
+    # Once per drilled action: each its own incident (one page each, none merged into another's).
+    incidents = {p.evidence.get("incident") for p in pages if p.evidence.get("incident")}
+    record_property("drill_pages", len(incidents))
     problems = [f for f in (p.confirmation_failure() for p in pages) if f]
+    if len(incidents) < sum(1 for p in pages if p.evidence.get("incident")):
+        problems.append(f"{len(pages)} drilled PagerDuty action(s) expected {len(pages)} page(s), actual "
+                        f"{len(incidents)} incident(s): actions shared a page")
     if problems:
         pytest.fail(f"On-call confirmation: {len(problems)} of {len(pages)} page(s) not confirmed:\n"
                     + "\n".join(f"- {p}" for p in problems), pytrace=False)

@@ -90,6 +90,19 @@ def test_drill_passes_on_the_golden_world(generation, run_suite, short_deadlines
     assert re.search(r"^PASS\s+6/6\s+Alert drill: every action arrives$", result.output, re.M)
 
 
+def test_the_drill_pages_once_per_drilled_pagerduty_action(run_suite, short_deadlines, tmp_path, spec):
+    """The drill's pages: one incident per PagerDuty action of the drilled alerts (2 in the guide's
+    setup), as the drill profile's allowance declares (monitoring.yaml profiles.drill.may.pages)."""
+    import xml.etree.ElementTree as ET
+
+    result = run_suite("-k", "test_drill or test_on_call_confirmed_page", short_deadlines)
+    assert result.returncode == 0, result.output
+    (junit,) = tmp_path.glob("junit-*.xml")
+    pages = [p.get("value") for p in ET.parse(junit).getroot().iter("property") if p.get("name") == "drill_pages"]
+    actions = sum(1 for alert in spec.alerts for action in alert.actions if action.pagerduty is not None)
+    assert pages == [str(actions)] and actions == spec.profiles.get("drill").may.pages
+
+
 def test_drill_fails_on_pagerduty_missing(run_suite, short_deadlines):
     result = run_suite("-k", "test_drill", short_deadlines,
                        world=apply_fault(golden_world("workflow"), "pagerduty-missing"))
