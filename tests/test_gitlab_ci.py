@@ -306,3 +306,13 @@ def test_a_stopped_job_scrubs_its_reports_before_they_upload(ci, tmp_path):
     done = subprocess.run(["bash", "-ec", line], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert secret not in (tmp_path / "reports" / "junit.xml").read_text() and secret not in done.stdout
+
+
+def test_only_the_jobs_that_act_on_production_get_its_tokens(ci):
+    """The production tokens are scoped to the environment `production-checks` (README): the live
+    jobs run in it without recording a deployment; paymon's own tests and the report get none."""
+    for name, job in _live_jobs(ci).items():
+        assert job["environment"] == {"name": "production-checks", "action": "verify"}, name
+    for name in ("selftest", "pages"):
+        assert "environment" not in _resolved(ci, name), name
+
