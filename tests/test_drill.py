@@ -120,6 +120,21 @@ def test_drill_fails_on_pagerduty_missing(run_suite, short_deadlines):
     assert "actual none" in message
 
 
+def test_a_real_page_of_the_same_alert_open_during_the_drill_is_no_delivery_of_it(run_suite, short_deadlines):
+    """Alert 6's PagerDuty action removed, while a real page of that alert (Sentry's integration,
+    its title) is open on the service: the drill still fails the missing action; the real page is
+    not taken for the drill's (and tests/test_pagerduty_paging.py shows a run leaves it open)."""
+    world = apply_fault(golden_world("workflow"), "pagerduty-missing")
+    key = next(i["integration_key"] for i in world["pagerduty"]["integrations"] if i["name"] == "Sentry")
+    world["pagerduty"]["knobs"]["open_incidents"] = [
+        {"summary": "Test Mode Detected in Production", "routing_key": key, "dedup_key": "real-test-mode",
+         "severity": "critical", "opened_before": 120}]
+    result = run_suite("-k", "test_drill", short_deadlines, world=world)
+    assert result.returncode == 1, result.output
+    assert "test_drill[Test Mode Detected in Production]" in result.failed, result.output
+    assert "actual none" in result.failures["test_drill[Test Mode Detected in Production]"]
+
+
 def test_drill_fails_when_a_threshold_was_raised(run_suite, short_deadlines):
     # The world's alert 1 fires above 20, monitoring.yaml says above 10: 11 events no longer fire it.
     result = run_suite("-k", "test_drill", short_deadlines,

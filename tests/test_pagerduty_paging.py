@@ -68,6 +68,32 @@ def test_a_gate_run_pages_nobody(tmp_path):
         assert high == [] and all(i.urgency == "low" for i in backend.incidents)
 
 
+def test_a_real_page_open_during_a_run_is_neither_its_delivery_nor_resolved_by_it(tmp_path):
+    """A real page (Sentry's integration, "Critical: Payment Failure Rate Spike") is open on the
+    payments service when a live run starts (knob open_incidents): the run proves its own low-urgency
+    page, and the real one is still open afterwards, untouched by the sweep and the cleanup."""
+    spec = spec_with_deadlines(tmp_path, slack="30s", pagerduty="60s")
+    junit = tmp_path / "junit.xml"
+    world = golden_world()
+    key = next(i["integration_key"] for i in world["pagerduty"]["integrations"] if i["name"] == "Sentry")
+    world["pagerduty"]["knobs"]["open_incidents"] = [
+        {"summary": "Critical: Payment Failure Rate Spike", "routing_key": key, "dedup_key": "incident_7101_real",
+         "severity": "critical", "opened_before": 3 * 3600}]  # older than delivery.sweep_after: swept if it could be
+    with SandboxServer(world) as server:
+        args = ["-p", "no:cacheprovider", "-o", "addopts=", "-q", f"--junitxml={junit}", "--target=live",
+                "--no-drill", f"--spec={spec}", "checks/test_delivery.py"]
+        proc = forked_pytest.run(args, cwd=REPO, env=_live_env(server.describe()), timeout=240)
+        failures, passed = _read_junit(junit)
+        run = SuiteRun(proc.returncode, proc.stdout, failures, passed)
+        assert run.returncode == 0 and "test_pagerduty_delivery" in run.passed, run.output
+        backend = server.backend("pagerduty")
+        (real,) = [i for i in backend.incidents if i.title == "Critical: Payment Failure Rate Spike"]
+        assert real.status in ("triggered", "acknowledged") and real.urgency == "high"
+        assert not [e for e in real.log_entries if e.type == "resolve_log_entry"]
+        (ours,) = [i for i in backend.incidents if "PAYMON-TEST-" in i.title]
+        assert ours.status == "resolved" and ours.id != real.id
+
+
 # --- the watcher, on a frozen sandbox clock -------------------------------------------------------
 
 

@@ -49,6 +49,10 @@ PagerDuty (`world["pagerduty"]["knobs"]`, paymon/sandbox/pagerduty/models.py)
                          assigned: the incident shows first, its notify_log_entry later. The
                          watcher must keep reading the log entries until the page is out (the
                          incident at deadline - 2 s plus this stays inside the watcher's grace).
+    open_incidents       a real page ("Critical: Payment Failure Rate Spike", Sentry's integration,
+                         high urgency) opened `REAL_PAGE_OPENED_BEFORE` s before the run and still
+                         open: the watcher must not take it for the run's page, and cleanup must
+                         leave it open (tests/test_trust.py checks it is still triggered).
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ NOTIFY_DELAY = 3.0
 PEOPLE_DELAY = 0.5
 REAL_FIRING_AFTER = 3.0
 REAL_FIRING_EVERY = 600.0
+REAL_PAGE_OPENED_BEFORE = 300.0
 
 
 def noisy_world(base_world: dict, *, seed: int, deadlines: dict[str, float] | None = None) -> dict:
@@ -105,6 +110,13 @@ def noisy_world(base_world: dict, *, seed: int, deadlines: dict[str, float] | No
 
     pagerduty = world["pagerduty"].setdefault("knobs", {})
     pagerduty["notify_delay"] = NOTIFY_DELAY
+    # A real page is already open on the payments service, sent by Sentry's own integration (the
+    # same routing key as paymon's synthetic alert): it is neither paymon's delivery nor its to resolve.
+    sentry_key = next(i["integration_key"] for i in world["pagerduty"]["integrations"] if i["name"] == "Sentry")
+    pagerduty["open_incidents"] = [*pagerduty.get("open_incidents", []),
+                                   {"summary": "Critical: Payment Failure Rate Spike", "routing_key": sentry_key,
+                                    "dedup_key": "incident_7101_real", "severity": "critical",
+                                    "opened_before": REAL_PAGE_OPENED_BEFORE}]
     return world
 
 

@@ -80,6 +80,11 @@ DEFAULT_KNOBS = {
     # service (verified-2026-12 §13) to group: time, content_based or intelligent.
     "default_alert_grouping": None,
     "maintenance": [],      # service ids/names in maintenance from the moment the backend is built
+    # Real pages already open when a run starts (a payments service is not paymon's alone): each
+    # {"summary", "routing_key", "dedup_key", "severity", "opened_before": seconds}, triggered through
+    # the Events API at that time in the past, as Sentry's (or another) integration sent them. paymon
+    # must neither count them as its delivery nor resolve them (issue 13 items 1 and 6).
+    "open_incidents": [],
     "fail": [],
     "error_rate": 0.0,
     "seed": 0,
@@ -277,9 +282,19 @@ class PagerDutyBackend(HttpFaults):
             self._requests: list[RecordedRequest] = []
             for service in knobs["maintenance"]:
                 self.start_maintenance(service, duration=86400, start=self.now() - 60)
+            for real in knobs["open_incidents"]:
+                self._open_real_incident(real)
 
     def now(self) -> float:
         return self.hub.clock.now()
+
+    def _open_real_incident(self, real: dict) -> None:
+        at = self.now() - float(real.get("opened_before", 300))
+        event = {"routing_key": real["routing_key"], "event_action": "trigger",
+                 "dedup_key": real.get("dedup_key") or f"real-{self._seq + 1}",
+                 "payload": {"summary": real["summary"], "severity": real.get("severity", "critical"),
+                             "source": real.get("source", "sentry.io")}}
+        self.enqueue(event, visible_at=at)
 
     # --- links ---------------------------------------------------------------------------------------
 
