@@ -531,7 +531,8 @@ class Readback:
                         self.named_only[incident["id"]] = incident.get("title") or incident["id"]
                     item.arrived_at = parse_iso(alert["created_at"])
                     item.evidence = {"incident": incident["id"], "alert": alert["id"], "title": incident.get("title"),
-                                     "urgency": incident.get("urgency"), "created_at": alert["created_at"]}
+                                     "urgency": incident.get("urgency"), "created_at": alert["created_at"],
+                                     "incident_created_at": incident.get("created_at")}
         self._poll_acknowledgements([i for i in pending if i.awaits_acknowledgement])
 
     def _alerts_of(self, incident: dict) -> list[dict]:

@@ -53,9 +53,10 @@ PagerDuty (`world["pagerduty"]["knobs"]`, paymon/sandbox/pagerduty/models.py)
                          high urgency) opened `REAL_PAGE_OPENED_BEFORE` s before the run and still
                          open: the watcher must not take it for the run's page, and cleanup must
                          leave it open (tests/test_pagerduty_paging.py checks a run leaves it open).
-    alert_grouping_parameters (on the service Sentry's integration feeds) time-based, until
-                         resolved: the run's synthetic alert joins that open real incident, so the
-                         watcher must find its page by its alert, not by a new incident's title.
+    alert_grouping_parameters (on the service Sentry's integration feeds) time-based, 2 minutes:
+                         alerts close together share an incident (the drill's pages may be one
+                         page, which its check reports as a warning); the older real page stays
+                         apart.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ PEOPLE_DELAY = 0.5
 REAL_FIRING_AFTER = 3.0
 REAL_FIRING_EVERY = 600.0
 REAL_PAGE_OPENED_BEFORE = 300.0
+GROUPING_MINUTES = 2
 
 
 def _service_id(integration: dict) -> str | None:
@@ -121,12 +123,14 @@ def noisy_world(base_world: dict, *, seed: int, deadlines: dict[str, float] | No
     # A real page is already open on the payments service, sent by Sentry's own integration (the
     # same routing key as paymon's synthetic alert): it is neither paymon's delivery nor its to resolve.
     sentry_key = next(i["integration_key"] for i in world["pagerduty"]["integrations"] if i["name"] == "Sentry")
-    # ... and the service groups alerts (time-based, until the incident resolves: verified §13), so
-    # the run's synthetic alert joins that real incident instead of opening its own: the watcher
-    # must find it by its alert, and cleanup resolve only that alert.
+    # ... and the service groups alerts (time-based, `GROUPING_MINUTES`: verified §13), so alerts
+    # arriving close together share one incident: the drill's pages, fired together, may become one
+    # page (a warning, not a failure), and the watcher must find its page by its alert. (Grouped
+    # "until resolved", the real page would swallow every page of the run: a drill then cannot page
+    # anyone, which its check reports as "could not check", and a healthy world must not do that.)
     for service in world["pagerduty"]["services"]:
         if any(i["name"] == "Sentry" and _service_id(i) == service["id"] for i in world["pagerduty"]["integrations"]):
-            service["alert_grouping_parameters"] = {"type": "time", "config": {"timeout": 0}}
+            service["alert_grouping_parameters"] = {"type": "time", "config": {"timeout": GROUPING_MINUTES}}
     pagerduty["open_incidents"] = [*pagerduty.get("open_incidents", []),
                                    {"summary": "Critical: Payment Failure Rate Spike", "routing_key": sentry_key,
                                     "dedup_key": "incident_7101_real", "severity": "critical",
