@@ -43,11 +43,12 @@ from paymon.probes.latency import (
 )
 from paymon.findings.production import alert_query, count, test_mode_findings, wait_for_events
 from paymon.probes.webhook import FailureBudget, SignedWebhookSender, WebhookProbeStopped, sign, webhook_headers
-from paymon.delivery.actions import MISSIGNED_PER_RUN, SIGNED_DELIVERIES_PER_RUN as SIGNED_DELIVERIES
+# What a run sends is declared once, where its cost is computed (paymon/delivery/actions.py).
+from paymon.delivery.actions import MISSIGNED_PER_RUN, PROBE_WARMUP, WEBHOOK
+from paymon.delivery.actions import SIGNED_DELIVERIES_PER_RUN as SIGNED_DELIVERIES
+from paymon.delivery.actions import TEST_MODE_CHECKOUTS as CHECKOUTS
 from fixtures.outcome import PaymentProbeWarning, fail_with, overridden
 
-WEBHOOK = "/api/webhooks/lemonsqueezy"
-CHECKOUTS = ("/api/checkout/pro", "/api/checkout/payg")
 WRONG_SECRET = "not-the-secret"  # valid 64-hex signature that does not match (reference §1.3, §3)
 # Reference §3: the security alert fires at > 5 "Invalid webhook signature" warnings in 5 min,
 # across every paymon run; live, send only while count + planned <= 3, at most 2 per run (the
@@ -76,7 +77,7 @@ def _probe(budget_spec, payment_app, webhook_replay, spec):
     budget = Budget.from_spec(budget_spec)
     path = budget_spec.transaction
     schedule = {"samples": payment_app.samples, "rate": payment_app.rate, "max_in_flight": payment_app.max_in_flight,
-                "budget": budget, "modelled": payment_app.probe_clock()}
+                "budget": budget, "modelled": payment_app.probe_clock(), "warmup": PROBE_WARMUP}
     if path != WEBHOOK:
         return probe_http(_json_target(payment_app, path), **schedule)
     secret, subscription = payment_app.require_secret(), webhook_replay.subscription()
@@ -86,7 +87,7 @@ def _probe(budget_spec, payment_app, webhook_replay, spec):
     def signed(client, template, modelled):  # a fresh, signed delivery per request
         return SignedWebhookSender(client, template, secret, subscription, failures, modelled)
 
-    return probe_http(target, warmup=1, sender=signed, **schedule)
+    return probe_http(target, sender=signed, **schedule)
 
 
 @pytest.fixture(scope="session")

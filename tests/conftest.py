@@ -83,3 +83,18 @@ def spec_with_deadlines(directory: Path, slack: str, pagerduty: str) -> Path:
     path = directory / "monitoring.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def live_run(server, junit: Path, *args: str, env: dict | None = None, timeout: float = 300) -> SuiteRun:
+    """`pytest --target live <args>` against a running sandbox `server`, configured as a user would:
+    only the documented variables (`SandboxServer.live_environment()`, what `paymon sandbox serve
+    --env-file` writes), none inherited from this process; `env` adds to them."""
+    inherited = {k: v for k, v in os.environ.items()
+                 if not k.startswith(("SENTRY_", "PAYMON_", "SLACK_", "PAGERDUTY_", "LEMONSQUEEZY_", "CRON_"))
+                 and k != "PYTHONDONTWRITEBYTECODE"}
+    proc = forked_pytest.run(["-p", "no:cacheprovider", "-o", "addopts=", "-q", f"--junitxml={junit}",
+                              "--target=live", *args], cwd=REPO,
+                             env={**inherited, **server.live_environment(), **(env or {})}, timeout=timeout)
+    failures, passed = _read_junit(junit)
+    return SuiteRun(proc.returncode, proc.stdout, failures, passed)
+

@@ -7,7 +7,6 @@ The sweep tests run on a frozen sandbox clock, moved instead of waited on."""
 
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -27,8 +26,7 @@ from paymon.sandbox.hub import SandboxClock
 from paymon.sandbox.server import SandboxServer
 from paymon.sandbox.world import golden_world
 
-from conftest import REPO, SuiteRun, _read_junit, spec_with_deadlines
-from tests import forked_pytest
+from conftest import REPO, SuiteRun, live_run, spec_with_deadlines
 
 START = 1_780_000_000.0  # 2026-05-28T20:26:40Z
 SERVICE = "TowerOfBabel Payments"
@@ -197,26 +195,10 @@ def live_spec(tmp_path_factory):
     return spec_with_deadlines(tmp_path_factory.mktemp("spec"), slack="30s", pagerduty="60s")
 
 
-def _live_env(info: dict) -> dict:
-    """Only the documented variables, pointed at the served sandbox (README, `--target live`)."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SENTRY_", "PAYMON_", "SLACK_", "PAGERDUTY_")) and k != "PYTHONDONTWRITEBYTECODE"}
-    env.update({"SENTRY_BASE_URL": info["base_url"], "SENTRY_AUTH_TOKEN": info["token"],
-                "SENTRY_ORG": info["org"], "SENTRY_PROJECT": info["project"], "SENTRY_DSN": info["dsn"],
-                "SLACK_BOT_TOKEN": info["slack"]["token"], "SLACK_BASE_URL": info["slack"]["base_url"],
-                "PAGERDUTY_API_TOKEN": info["pagerduty"]["token"],
-                "PAGERDUTY_BASE_URL": info["pagerduty"]["base_url"],
-                "PAGERDUTY_FROM_EMAIL": info["pagerduty"]["from_email"], "PAYMON_API_DEADLINE": "10"})
-    return env
-
-
-def _live_delivery_run(info: dict, spec, junit) -> SuiteRun:
+def _live_delivery_run(server, spec, junit) -> SuiteRun:
     """`pytest --target live checks/test_delivery.py` (no drill), as a user runs it."""
-    args = ["-p", "no:cacheprovider", "-o", "addopts=", "-q", "-rA", "-W", "default", f"--junitxml={junit}",
-            "--target=live", "--no-drill", f"--spec={spec}", "checks/test_delivery.py"]
-    proc = forked_pytest.run(args, cwd=REPO, env=_live_env(info), timeout=240)
-    failures, passed = _read_junit(junit)
-    return SuiteRun(proc.returncode, proc.stdout, failures, passed)
+    return live_run(server, junit, "-rA", "-W", "default", "--no-drill", f"--spec={spec}",
+                    "checks/test_delivery.py", env={"PAYMON_API_DEADLINE": "10"}, timeout=240)
 
 
 def _wait_for_open_test_incident(pagerduty, service_id, timeout: float = 60.0) -> str:
@@ -243,11 +225,11 @@ def test_two_live_runs_against_one_served_sandbox_both_pass_and_leave_nothing_op
         with PagerDutyClient(target.pagerduty(), deadline=10) as pagerduty, \
                 SentryClient(target.sentry(), deadline=10) as sentry:
             service_id = pagerduty.find_service(SERVICE)["id"]
-            first = pool.submit(_live_delivery_run, info, live_spec, tmp_path / "first.xml")
+            first = pool.submit(_live_delivery_run, server, live_spec, tmp_path / "first.xml")
             in_flight = None
             if start != "together":
                 in_flight = _wait_for_open_test_incident(pagerduty, service_id).split("-PAGE")[0]
-            second = pool.submit(_live_delivery_run, info, live_spec, tmp_path / "second.xml")
+            second = pool.submit(_live_delivery_run, server, live_spec, tmp_path / "second.xml")
             runs = [first.result(), second.result()]
 
             for run in runs:

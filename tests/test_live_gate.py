@@ -6,29 +6,16 @@ app's p95 over a critical budget the same run fails naming the endpoint."""
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
 
-from conftest import REPO, SuiteRun, _read_junit
+from conftest import live_run
 from paymon.clients.pagerduty import PagerDutyClient
 from paymon.config.target import Target
 from paymon.delivery.endtoend import iso
 from paymon.sandbox.server import SandboxServer
 from paymon.sandbox.world import golden_world
-from tests import forked_pytest
-
-
-def _live_run(server: SandboxServer, junit, *args: str) -> SuiteRun:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SENTRY_", "PAYMON_", "SLACK_", "PAGERDUTY_", "LEMONSQUEEZY_"))
-           and k != "PYTHONDONTWRITEBYTECODE"}
-    env.update(server.live_environment())
-    proc = forked_pytest.run(["-p", "no:cacheprovider", "-o", "addopts=", "-q", "-rfE", f"--junitxml={junit}",
-                              "--target=live", *args], cwd=REPO, env=env, timeout=300)
-    failures, passed = _read_junit(junit)
-    return SuiteRun(proc.returncode, proc.stdout, failures, passed)
 
 
 def _served(world: dict) -> SandboxServer:
@@ -40,7 +27,7 @@ def _served(world: dict) -> SandboxServer:
 def test_the_default_gate_passes_on_a_healthy_org_and_pages_nobody(generation, tmp_path):
     started = time.time()
     with _served(golden_world(generation)) as server:
-        run = _live_run(server, tmp_path / "junit.xml", "-n", "2", "--dist=loadgroup")
+        run = live_run(server, tmp_path / "junit.xml", "-rfE", "-n", "2", "--dist=loadgroup")
         assert run.returncode == 0, run.output
         assert {"test_slack_delivery", "test_pagerduty_delivery"} <= run.passed, run.output
         assert "paymon verdict: profile gate · live, org towerofbabel" in run.output
@@ -60,7 +47,7 @@ def test_the_default_gate_fails_naming_an_endpoint_over_its_critical_budget(tmp_
     world = golden_world()
     world["app"]["knobs"]["latency_ms"] = {"default": {"p50": 3, "p95": 6}, "/api/checkout/payg": 1400}
     with _served(world) as server:
-        run = _live_run(server, tmp_path / "junit.xml", "checks/test_payment_endpoints.py", "-k", "p95")
+        run = live_run(server, tmp_path / "junit.xml", "-rfE", "checks/test_payment_endpoints.py", "-k", "p95")
     assert run.returncode == 1, run.output
     assert run.failed == {"test_endpoint_p95[/api/checkout/payg]"}, run.output
     assert "critical: /api/checkout/payg: p95" in run.failures["test_endpoint_p95[/api/checkout/payg]"]

@@ -23,7 +23,7 @@ from paymon.sandbox.hub import SandboxClock
 from paymon.sandbox.server import SandboxServer
 from paymon.sandbox.world import golden_world
 
-from conftest import REPO, SuiteRun, _read_junit, spec_with_deadlines
+from conftest import REPO, live_run, spec_with_deadlines
 from tests import forked_pytest
 
 SERVICE_ID, ON_CALL = "PTOWPAY", "PUONCAL"
@@ -31,27 +31,12 @@ ROUTING_KEY = "3f9c1e7a2b6d4c08a5e1f7b9d2c4a6e8"  # Sentry's service-table key f
 START = 1_780_000_000.0
 
 
-def _live_env(info: dict) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SENTRY_", "PAYMON_", "SLACK_", "PAGERDUTY_")) and k != "PYTHONDONTWRITEBYTECODE"}
-    env.update({"SENTRY_BASE_URL": info["base_url"], "SENTRY_AUTH_TOKEN": info["token"],
-                "SENTRY_ORG": info["org"], "SENTRY_PROJECT": info["project"], "SENTRY_DSN": info["dsn"],
-                "SLACK_BOT_TOKEN": info["slack"]["token"], "SLACK_BASE_URL": info["slack"]["base_url"],
-                "PAGERDUTY_API_TOKEN": info["pagerduty"]["token"],
-                "PAGERDUTY_BASE_URL": info["pagerduty"]["base_url"],
-                "PAGERDUTY_FROM_EMAIL": info["pagerduty"]["from_email"], "PAYMON_API_DEADLINE": "10"})
-    return env
-
-
 def test_a_gate_run_pages_nobody(tmp_path):
     spec = spec_with_deadlines(tmp_path, slack="30s", pagerduty="60s")
     junit = tmp_path / "junit.xml"
     with SandboxServer(golden_world()) as server:
-        args = ["-p", "no:cacheprovider", "-o", "addopts=", "-q", f"--junitxml={junit}", "--target=live",
-                "--no-drill", f"--spec={spec}", "checks/test_delivery.py"]
-        proc = forked_pytest.run(args, cwd=REPO, env=_live_env(server.describe()), timeout=240)
-        failures, passed = _read_junit(junit)
-        run = SuiteRun(proc.returncode, proc.stdout, failures, passed)
+        run = live_run(server, junit, "--no-drill", f"--spec={spec}", "checks/test_delivery.py",
+                       env={"PAYMON_API_DEADLINE": "10"})
         assert run.returncode == 0 and "test_pagerduty_delivery" in run.passed, run.output
 
         backend = server.backend("pagerduty")
@@ -80,11 +65,8 @@ def test_a_real_page_open_during_a_run_is_neither_its_delivery_nor_resolved_by_i
         {"summary": "Critical: Payment Failure Rate Spike", "routing_key": key, "dedup_key": "incident_7101_real",
          "severity": "critical", "opened_before": 3 * 3600}]  # older than delivery.sweep_after: swept if it could be
     with SandboxServer(world) as server:
-        args = ["-p", "no:cacheprovider", "-o", "addopts=", "-q", f"--junitxml={junit}", "--target=live",
-                "--no-drill", f"--spec={spec}", "checks/test_delivery.py"]
-        proc = forked_pytest.run(args, cwd=REPO, env=_live_env(server.describe()), timeout=240)
-        failures, passed = _read_junit(junit)
-        run = SuiteRun(proc.returncode, proc.stdout, failures, passed)
+        run = live_run(server, junit, "--no-drill", f"--spec={spec}", "checks/test_delivery.py",
+                       env={"PAYMON_API_DEADLINE": "10"})
         assert run.returncode == 0 and "test_pagerduty_delivery" in run.passed, run.output
         backend = server.backend("pagerduty")
         (real,) = [i for i in backend.incidents if i.title == "Critical: Payment Failure Rate Spike"]

@@ -42,10 +42,6 @@ def worst(statuses: Iterable[str]) -> str:
     return max(statuses, key=_RANK.__getitem__, default=PASS)
 
 
-def _judged(verdicts: Iterable["CriterionVerdict"]) -> list["CriterionVerdict"]:
-    return [v for v in verdicts if v.status != NOT_COVERED]
-
-
 def first_reason(text: str) -> str:
     """The line that says why: the first finding ("  - alert: field expected x, actual y") of a
     failure message, else its first non-empty line without pytest's "Failed: " prefix."""

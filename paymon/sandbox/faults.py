@@ -216,16 +216,7 @@ def _per_issue_rule(metric_rule: dict) -> dict:
              "value": "payment", "name": "The event's message value contains payment"},
         ],
         "actions": [
-            {"id": "sentry.integrations.slack.notify_action.SlackNotifyServiceAction",
-             "workspace": str(slack["integrationId"]), "channel": slack["targetIdentifier"],
-             # The runbook link moves with the rule (an issue alert carries it in its Slack notes):
-             # the one fault is the counting, not a dropped link.
-             "channel_id": slack["inputChannelId"], "tags": "environment,level",
-             "notes": metric_rule.get("description") or "",
-             "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, "paymon/611201/slack")),
-             "name": f"Send a notification to the TowerOfBabel Slack workspace to {slack['targetIdentifier']} "
-                     f"(optionally, an ID: {slack['inputChannelId']}) and show tags [environment,level] "
-                     f"and notes {metric_rule.get('description') or ''} in notification"},
+            _slack_issue_action(slack, "611201", metric_rule),
             *[_email_action(a) for a in emails],
         ],
         "actionMatch": "all",
@@ -240,6 +231,20 @@ def _per_issue_rule(metric_rule: dict) -> dict:
         "status": "active",
         "snooze": False,
     }
+
+
+def _slack_issue_action(slack: dict, rule_id: str, metric_rule: dict) -> dict:
+    """The Slack action of an issue rule a user rebuilt from a metric rule's critical trigger. The
+    runbook link moves with the rule (an issue alert carries it in its Slack notes): a world's one
+    fault is the rule's form, not a dropped link."""
+    notes = metric_rule.get("description") or ""
+    return {"id": "sentry.integrations.slack.notify_action.SlackNotifyServiceAction",
+            "workspace": str(slack["integrationId"]), "channel": slack["targetIdentifier"],
+            "channel_id": slack["inputChannelId"], "tags": "environment,level", "notes": notes,
+            "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"paymon/{rule_id}/slack")),
+            "name": f"Send a notification to the TowerOfBabel Slack workspace to {slack['targetIdentifier']} "
+                    f"(optionally, an ID: {slack['inputChannelId']}) and show tags [environment,level] "
+                    f"and notes {notes} in notification"}
 
 
 def _email_action(trigger_action: dict) -> dict:
@@ -674,12 +679,7 @@ def _reconciliation_issue_alert(sentry: dict, changed: _Changes) -> None:
                 {"id": f"{_FILTER_CLASS}.event_attribute.EventAttributeFilter", **filters[1][1],
                  "name": "The event's message value contains reconciliation discrepancies detected"}],
             "actions": [
-                {"id": "sentry.integrations.slack.notify_action.SlackNotifyServiceAction",
-                 "workspace": str(slack["integrationId"]), "channel": slack["targetIdentifier"],
-                 "channel_id": slack["inputChannelId"], "tags": "environment,level",
-                 "notes": rule.get("description") or "",
-                 "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, "paymon/611209/slack")),
-                 "name": f"Send a notification to the TowerOfBabel Slack workspace to {slack['targetIdentifier']}"},
+                _slack_issue_action(slack, "611209", rule),
                 *[_email_action(a) for a in emails]],
             "actionMatch": "all", "filterMatch": "any", "frequency": 5, "name": rule["name"],
             "dateCreated": rule["dateCreated"], "owner": rule["owner"], "createdBy": rule["createdBy"],

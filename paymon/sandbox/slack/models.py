@@ -224,6 +224,13 @@ def format_ts(seconds: float) -> str:
     return micros_to_ts(round(seconds * 1_000_000))
 
 
+def _within(micros: int, low: int | None, high: int | None, inclusive: bool) -> bool:
+    """`oldest` < ts < `latest` (<= with `inclusive`); a missing bound does not bound."""
+    if low is not None and (micros < low or (micros == low and not inclusive)):
+        return False
+    return not (high is not None and (micros > high or (micros == high and not inclusive)))
+
+
 def _parse_ts_bound(value: str | None, error: type[SlackAPIError]) -> int | None:
     if value is None or str(value).strip() == "":
         return None
@@ -428,26 +435,15 @@ class SlackBackend:
         low = _parse_ts_bound(oldest, InvalidTsOldest)
         high = _parse_ts_bound(latest, InvalidTsLatest)
         channel = self._visible_channel(grant, channel_id)
-        grant.require(SCOPES["history"][self.conversation_type(channel)])
-        if not self.is_member(channel["id"], grant.user_id):
-            raise NotInChannel()
-        self.hear_voices()
-        now = self.clock.now()
-        with self._lock:
-            stored = [s for s in self._messages.get(channel["id"], []) if s.visible_at <= now]
+        stored = self._readable(grant, channel)
         replies: dict[str, list[StoredMessage]] = {}
         for s in stored:
             if "thread_ts" in s.message and s.message["thread_ts"] != s.message["ts"]:
                 replies.setdefault(s.message["thread_ts"], []).append(s)
         shown = []
         for s in stored:
-            if s.is_hidden_reply:
-                continue
-            if low is not None and (s.micros < low or (s.micros == low and not inclusive)):
-                continue
-            if high is not None and (s.micros > high or (s.micros == high and not inclusive)):
-                continue
-            shown.append(s)
+            if not s.is_hidden_reply and _within(s.micros, low, high, inclusive):
+                shown.append(s)
         shown.sort(key=lambda s: s.micros, reverse=True)
         return [_with_thread_summary(s.message, replies.get(s.message["ts"], [])) for s in shown]
 
@@ -469,13 +465,7 @@ class SlackBackend:
         if grant.bot_id is not None and not self.replies_for_bot_tokens:
             raise MissingScope(SCOPES["history"][self.conversation_type(channel)] + " (user token)",
                                list(grant.scopes))
-        grant.require(SCOPES["history"][self.conversation_type(channel)])
-        if not self.is_member(channel["id"], grant.user_id):
-            raise NotInChannel()
-        self.hear_voices()
-        now = self.clock.now()
-        with self._lock:
-            stored = [s for s in self._messages.get(channel["id"], []) if s.visible_at <= now]
+        stored = self._readable(grant, channel)
         parent = next((s for s in stored if s.micros == wanted), None)
         if parent is None:
             raise ThreadNotFound()
@@ -484,13 +474,22 @@ class SlackBackend:
             parent = next((s for s in stored if s.message["ts"] == root_ts), parent)
         replies = sorted((s for s in stored if s.message.get("thread_ts") == parent.message["ts"]
                           and s.message["ts"] != parent.message["ts"]), key=lambda s: s.micros)
-        shown = [r for r in replies
-                 if not (low is not None and (r.micros < low or (r.micros == low and not inclusive)))
-                 and not (high is not None and (r.micros > high or (r.micros == high and not inclusive)))]
+        shown = [r for r in replies if _within(r.micros, low, high, inclusive)]
         head = _with_thread_summary(parent.message, replies)
         if replies:
             head.setdefault("subscribed", False)
         return [head] + [copy.deepcopy(r.message) for r in shown]
+
+    def _readable(self, grant: TokenGrant, channel: dict) -> list[StoredMessage]:
+        """The channel's messages visible now, for a token allowed to read its history (history
+        and replies alike: the scope of the conversation's type, and membership)."""
+        grant.require(SCOPES["history"][self.conversation_type(channel)])
+        if not self.is_member(channel["id"], grant.user_id):
+            raise NotInChannel()
+        self.hear_voices()
+        now = self.clock.now()
+        with self._lock:
+            return [s for s in self._messages.get(channel["id"], []) if s.visible_at <= now]
 
     def history_page_cap(self) -> int | None:
         """At most this many messages per conversations.history call (non-Marketplace apps: 15)."""
